@@ -1,0 +1,110 @@
+"""`yamflash convert`: weights -> model.tflite (int8 [1,96,64] -> int8 [1,521]) + model.json."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from . import __version__, manifest
+from .errors import UserError
+from .frontend import PARAMS
+from .progress import log, track
+from .weights import NUM_CLASSES, load_weights
+
+
+def find_labels(weights_path: Path, labels: str | None) -> Path | None:
+    if labels:
+        return Path(labels)
+    for cand in (weights_path.with_name("yamnet_class_map.csv"), weights_path.parent / "yamnet_class_map.csv"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def convert(weights_path: str, out_dir: str, calib_dir: str | None, calib_count: int, eval_dir: str | None,
+            eval_count: int | None, synthetic: bool, seed: int, labels: str | None) -> dict[str, Any]:
+    import tensorflow as tf
+    import tflite_micro
+
+    from . import dataset, fidelity, quantize
+    from .inspect_model import inspect
+    from .model import build, float_scores
+    from .tflm import MicroModel
+
+    t0 = time.monotonic()
+    out = Path(out_dir)
+    if calib_dir is None and not synthetic:
+        raise UserError("no calibration audio: pass --calib-dir DIR of real recordings "
+                        "(or --synthetic-calibration, which caps scores near 0.86; see INT8-FINDINGS).")
+    wpath = Path(weights_path)
+    log(f"loading weights from {wpath}")
+    weights = load_weights(wpath)
+    label_path = find_labels(wpath, labels)
+    names = manifest.load_labels(label_path) if label_path else [f"class_{i}" for i in range(NUM_CLASSES)]
+    if len(names) != NUM_CLASSES:
+        raise UserError(f"{label_path} names {len(names)} classes, the model has {NUM_CLASSES}.")
+    if synthetic:
+        log("WARNING: synthetic calibration gives the deep layers ranges that fit noise, not sound; "
+            "expect lower fidelity and scores capped near 0.86.")
+    calib, ev, cal_info = dataset.collect(None if synthetic else calib_dir, eval_dir, calib_count, eval_count, seed)
+    tflite, recipe = quantize.convert_int8(weights, calib, log=log)
+    t_conv = time.monotonic() - t0
+
+    tmp = out / ".model.tflite.check"
+    out.mkdir(parents=True, exist_ok=True)
+    manifest.atomic_write(tmp, tflite)
+    try:
+        report = inspect(tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if report["tflm_missing_ops"]:
+        raise UserError(f"internal: converted model uses ops TFLite Micro lacks: {report['tflm_missing_ops']}")
+    micro = MicroModel(tflite)
+    fid: dict[str, Any] = {"patches": 0, "note": "no evaluation audio"}
+    if ev is not None and len(ev.patches):
+        log(f"fidelity: float vs int8 (TFLite Micro) on {len(ev.patches)} held-out patches")
+        ref = float_scores(build(weights), ev.patches)
+        test = micro.run(ev.patches, progress=None) if len(ev.patches) < 8 else \
+            _run_tracked(micro, ev.patches)
+        fid = fidelity.compare(ref, test)
+        fid["eval"] = cal_info.get("eval_dir")
+    si, zi = micro.input_quant
+    so, zo = micro.output_quant
+    sha = hashlib.sha256(tflite).hexdigest()
+    m = {
+        "schema": manifest.SCHEMA,
+        "generator": f"yamflash {__version__}",
+        "model": {"file": "model.tflite", "bytes": len(tflite), "sha256": sha},
+        "input": {"shape": [1, 96, 64], "dtype": "int8", "scale": si, "zero_point": zi, "kind": "log-mel patch"},
+        "output": {"shape": [1, NUM_CLASSES], "dtype": "int8", "scale": so, "zero_point": zo,
+                   "activation": "sigmoid"},
+        "frontend": PARAMS.to_dict(),
+        "labels": names,
+        "labels_source": str(label_path) if label_path else None,
+        "ops": sorted(report["op_counts"]),
+        "op_counts": report["op_counts"],
+        "parameters": report["parameters"],
+        "macs_per_patch": report["macs"],
+        "arena_bytes": report["arena_bytes"],
+        "arena_measured_on": f"host {platform.machine()}, tflite-micro {tflite_micro.__version__}",
+        "weights": weights.source | {"activation": weights.activation},
+        "calibration": cal_info | recipe,
+        "fidelity": fid,
+        "convert_seconds": round(time.monotonic() - t0, 1),
+        "quantize_seconds": round(t_conv, 1),
+        "tool_versions": {"tensorflow": tf.__version__, "tflite_micro": tflite_micro.__version__,
+                          "python": platform.python_version()},
+    }
+    manifest.atomic_write(out / "model.tflite", tflite)
+    manifest.write(out / "model.json", m)
+    return m
+
+
+def _run_tracked(micro: Any, patches: Any) -> Any:
+    import numpy as np
+
+    outs = [micro.run(p[None])[0] for p in track(patches, "running int8 model in TFLite Micro")]
+    return np.stack(outs)

@@ -1,0 +1,40 @@
+"""How closely the INT8 model follows the float model on the same patches (STM32Cube.AI-style metrics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def compare(ref: np.ndarray, test: np.ndarray) -> dict[str, Any]:
+    """Patch-level metrics between reference scores and test scores, both [n, classes]."""
+    ref = np.asarray(ref, np.float64)
+    test = np.asarray(test, np.float64)
+    n = len(ref)
+    if n == 0:
+        return {"patches": 0}
+    top1 = float(np.mean(ref.argmax(1) == test.argmax(1)))
+    r5 = np.argsort(-ref, axis=1)[:, :5]
+    t5 = np.argsort(-test, axis=1)[:, :5]
+    top5 = float(np.mean([len(set(a) & set(b)) / 5.0 for a, b in zip(r5, t5)]))
+    cos = np.sum(ref * test, 1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(test, axis=1) + 1e-12)
+    err = np.abs(ref - test)
+    l2 = np.linalg.norm(ref - test, axis=1) / (np.linalg.norm(ref, axis=1) + 1e-12)
+    return {
+        "patches": int(n),
+        "top1_agreement": round(top1, 4),
+        "top5_overlap": round(top5, 4),
+        "cosine_mean": round(float(cos.mean()), 4),
+        "cosine_min": round(float(cos.min()), 4),
+        "mae": round(float(err.mean()), 6),
+        "max_abs_error": round(float(err.max()), 4),
+        "rmse": round(float(np.sqrt(np.mean(err**2))), 6),
+        "l2_relative_mean": round(float(l2.mean()), 4),
+    }
+
+
+def table(metrics: dict[str, Any], title: str = "INT8 (TFLite Micro) vs float YAMNet") -> str:
+    rows = [(k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join([title, "-" * len(title)] + [f"{k:<{w}}  {v}" for k, v in rows])

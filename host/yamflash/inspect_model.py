@@ -1,0 +1,100 @@
+"""What a .tflite is and whether TFLite Micro can run it: tensors, ops, parameters, MACs, arena."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .tflite_fb import FlatModel
+
+# Builtin ops TFLite Micro registers (MicroMutableOpResolver::AddXxx), checked against tflite-micro's
+# micro_mutable_op_resolver.h. Extend when the model needs more; `yamflash gen` uses the same table.
+TFLM_OPS: dict[str, str] = {
+    "ABS": "AddAbs", "ADD": "AddAdd", "AVERAGE_POOL_2D": "AddAveragePool2D", "CONCATENATION": "AddConcatenation",
+    "CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEQUANTIZE": "AddDequantize",
+    "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather", "HARD_SWISH": "AddHardSwish",
+    "LOG": "AddLog", "LOGISTIC": "AddLogistic", "MAX_POOL_2D": "AddMaxPool2D", "MAXIMUM": "AddMaximum",
+    "MEAN": "AddMean", "MINIMUM": "AddMinimum", "MUL": "AddMul", "PAD": "AddPad", "QUANTIZE": "AddQuantize",
+    "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape", "SHAPE": "AddShape",
+    "SLICE": "AddSlice", "SOFTMAX": "AddSoftmax", "SPLIT": "AddSplit", "SQRT": "AddSqrt",
+    "SQUEEZE": "AddSqueeze", "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub", "TANH": "AddTanh",
+    "TRANSPOSE": "AddTranspose", "SUM": "AddSum", "EXP": "AddExp", "LEAKY_RELU": "AddLeakyRelu",
+    "BATCH_MATMUL": "AddBatchMatMul", "PACK": "AddPack", "UNPACK": "AddUnpack", "EXPAND_DIMS": "AddExpandDims",
+}
+
+
+def layer_macs(fm: FlatModel) -> list[dict[str, Any]]:
+    """Multiply-accumulates per weighted op, from the tensor shapes in the flatbuffer."""
+    rows = []
+    for op in fm.ops:
+        if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL"):
+            continue
+        out = fm.tensor_shape(op.outputs[0])
+        w = fm.tensor_shape(op.inputs[1])
+        if op.name == "CONV_2D":
+            macs = int(np.prod(out[:-1])) * out[-1] * w[1] * w[2] * w[3]
+        elif op.name == "DEPTHWISE_CONV_2D":
+            macs = int(np.prod(out[:-1])) * out[-1] * w[1] * w[2]
+        else:
+            macs = int(np.prod(out)) * fm.tensor_shape(op.inputs[0])[-1]
+        rows.append({"op": op.name, "index": op.index, "output": out, "weights": w, "macs": macs})
+    return rows
+
+
+def parameter_count(fm: FlatModel) -> int:
+    consts = {i for op in fm.ops for i in op.inputs[1:] if i >= 0 and fm.tensor_bytes(i) is not None}
+    return int(sum(int(np.prod(fm.tensor_shape(i) or [1])) for i in consts))
+
+
+def tensor_info(fm: FlatModel, i: int) -> dict[str, Any]:
+    q = fm.quantization(i)
+    info: dict[str, Any] = {"name": fm.tensor_name(i), "shape": fm.tensor_shape(i), "dtype": fm.tensor_type(i).lower()}
+    if q is not None and len(q[0]) == 1:
+        info.update(scale=float(q[0][0]), zero_point=int(q[1][0]))
+    return info
+
+
+def inspect(path: str | Path, measure_arena: bool = True) -> dict[str, Any]:
+    data = Path(path).read_bytes() if Path(path).is_file() else None
+    fm = FlatModel.load(path)
+    assert data is not None
+    ops = fm.op_names()
+    counts: dict[str, int] = {}
+    for name in ops:
+        counts[name] = counts.get(name, 0) + 1
+    missing = sorted({n for n in ops if n not in TFLM_OPS})
+    ins, outs = fm.io()
+    macs = layer_macs(fm)
+    types = {fm.tensor_type(i) for op in fm.ops if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") for i in op.inputs[:1]}
+    report: dict[str, Any] = {
+        "path": str(path),
+        "bytes": len(data),
+        "inputs": [tensor_info(fm, i) for i in ins],
+        "outputs": [tensor_info(fm, i) for i in outs],
+        "op_counts": counts,
+        "parameters": parameter_count(fm),
+        "macs": int(sum(r["macs"] for r in macs)),
+        "layers": macs,
+        "compute_types": sorted(t.lower() for t in types),
+        "tflm_missing_ops": missing,
+    }
+    verdict, reasons = "runs", []
+    if missing:
+        reasons.append(f"TFLite Micro has no kernel for: {', '.join(missing)}")
+    if "FLOAT32" in types:
+        reasons.append("convolutions compute in float32 (ESP-NN accelerates int8 only)")
+    if any(i["dtype"] != "int8" for i in report["inputs"]):
+        reasons.append(f"input is {report['inputs'][0]['dtype']}, not an int8 log-mel patch")
+    if reasons:
+        verdict = "cannot run" if missing else "runs, but not as an int8 ESP-NN model"
+    report["tflm_verdict"] = verdict
+    report["tflm_reasons"] = reasons
+    if not missing and measure_arena:
+        from .tflm import arena_bytes
+
+        report["arena_bytes"] = arena_bytes(data)
+    if reasons:
+        report["advice"] = f"make an int8 log-mel model from its weights: yamflash convert --weights {path}"
+    return report

@@ -1,0 +1,29 @@
+"""Progress for long work (conversion, calibration, flashing): a bar on a terminal, plain lines in logs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def log(msg: str) -> None:
+    print(f"[yamflash] {msg}", file=sys.stderr, flush=True)
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a rich progress bar on a TTY, or a start/end line otherwise."""
+    items = list(items) if total is None else items
+    total = len(items) if total is None else total  # type: ignore[arg-type]
+    if sys.stderr.isatty():
+        from rich.progress import track as rich_track
+
+        yield from rich_track(items, description=description, total=total, transient=True, console=None)
+        return
+    t0 = time.monotonic()
+    log(f"{description} ({total})")
+    yield from items
+    log(f"{description}: done in {time.monotonic() - t0:.1f} s")
