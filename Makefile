@@ -7,7 +7,12 @@ SHARED_DATA ?= $(abspath ../shared/data)
 export YAMFLASH_DATA ?= $(SHARED_DATA)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: all venv test lint test-c test-py clean help
+.PHONY: all venv test lint test-c test-py clean help convert
+
+# Weights: Google's yamnet.h5 is downloaded when WEIGHTS is empty (needs the internet once).
+WEIGHTS ?=
+CALIB_DIR ?= $(SHARED_DATA)/audio/esc50-16k-dev/audio
+MODEL_DIR ?= build/model
 
 help:
 	@echo "make test      set up .venv and run lint, C core tests and the pytest suite"
@@ -28,6 +33,10 @@ test-py: venv
 	$(PY) -m pytest -q
 
 test: lint test-py
+
+convert: venv
+	$(PY) -m yamflash convert $(if $(WEIGHTS),--weights $(WEIGHTS)) --calib-dir $(CALIB_DIR) --out $(MODEL_DIR) \
+		$(if $(wildcard $(SHARED_DATA)/models/yamnet_class_map.csv),--labels $(SHARED_DATA)/models/yamnet_class_map.csv)
 
 clean:
 	rm -rf build

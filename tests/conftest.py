@@ -45,3 +45,37 @@ def esc50_dir(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def demo_dir(data_dir: Path) -> Path:
     return need(data_dir / "audio" / "demo")
+
+
+def _sources_digest() -> str:
+    """Hash of the code that decides the converted model's bytes, so a code change re-converts."""
+    import hashlib
+
+    h = hashlib.sha256()
+    pkg = ROOT / "host" / "yamflash"
+    for name in sorted(p.name for p in pkg.glob("*.py")):
+        if name.startswith(("quant", "convert", "model", "weights", "frontend", "dataset")):
+            h.update(name.encode() + (pkg / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def converted(drq_model: Path, esc50_dir: Path, class_map: Path) -> Path:
+    """The real YAMNet converted once with the default recipe, cached under build/cache by its inputs.
+
+    Calibration on the ESC-50 clips (30 % of files held out), evaluation capped at 120 patches to keep
+    the suite fast; scripts/bench_convert.py measures fidelity on all held-out patches.
+    """
+    import hashlib
+    import subprocess
+    import sys
+
+    args = ["--weights", str(drq_model), "--calib-dir", str(esc50_dir), "--labels", str(class_map),
+            "--eval-count", "120"]
+    key = hashlib.sha256((" ".join(args) + _sources_digest()).encode()).hexdigest()[:16]
+    out = ROOT / "build" / "cache" / f"model-{key}"
+    if not (out / "model.json").is_file():
+        p = subprocess.run([sys.executable, "-m", "yamflash", "convert", *args, "--out", str(out)],
+                           capture_output=True, text=True, timeout=1800)
+        assert p.returncode == 0, p.stderr[-3000:]
+    return out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yamflash.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "yamflash", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=300)
 
 
@@ -21,7 +21,8 @@ def assert_one_line_error(p: subprocess.CompletedProcess, needle: str) -> None:
 
 
 def test_missing_weights(tmp_path):
-    p = run("convert", "--weights", str(tmp_path / "nope.h5"), "--calib-dir", str(tmp_path), "--out", str(tmp_path / "o"))
+    p = run("convert", "--weights", str(tmp_path / "nope.h5"), "--calib-dir", str(tmp_path),
+            "--out", str(tmp_path / "o"))
     assert_one_line_error(p, "does not exist")
     assert not (tmp_path / "o").exists()
 
@@ -42,7 +43,8 @@ def test_truncated_model(tmp_path, drq_model):
 
 def test_empty_calibration_folder(tmp_path, drq_model):
     (tmp_path / "empty").mkdir()
-    p = run("convert", "--weights", str(drq_model), "--calib-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "o"))
+    p = run("convert", "--weights", str(drq_model), "--calib-dir", str(tmp_path / "empty"),
+            "--out", str(tmp_path / "o"))
     assert_one_line_error(p, "no audio files")
     assert not (tmp_path / "o" / "model.tflite").exists()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from yamflash import frontend
 from yamflash.audio import load_audio
 

@@ -50,6 +50,15 @@ def convert(weights_path: str, out_dir: str, calib_dir: str | None, calib_count:
         log("WARNING: synthetic calibration gives the deep layers ranges that fit noise, not sound; "
             "expect lower fidelity and scores capped near 0.86.")
     calib, ev, cal_info = dataset.collect(None if synthetic else calib_dir, eval_dir, calib_count, eval_count, seed)
+    float_model = build(weights)
+    if weights.source.get("format") == "tflite":
+        from .audio import load_audio
+        from .mapping_check import check
+
+        files = ev.files if ev is not None else []
+        weights.source["mapping_check"] = check(wpath, float_model, [load_audio(f) for f in files[:16]]) \
+            if files else {"checked": False, "reason": "no real audio to check with"}
+        log(f"weights mapping check vs {wpath.name}: {weights.source['mapping_check']}")
     tflite, recipe = quantize.convert_int8(weights, calib, log=log)
     t_conv = time.monotonic() - t0
 
@@ -66,7 +75,7 @@ def convert(weights_path: str, out_dir: str, calib_dir: str | None, calib_count:
     fid: dict[str, Any] = {"patches": 0, "note": "no evaluation audio"}
     if ev is not None and len(ev.patches):
         log(f"fidelity: float vs int8 (TFLite Micro) on {len(ev.patches)} held-out patches")
-        ref = float_scores(build(weights), ev.patches)
+        ref = float_scores(float_model, ev.patches)
         test = micro.run(ev.patches, progress=None) if len(ev.patches) < 8 else \
             _run_tracked(micro, ev.patches)
         fid = fidelity.compare(ref, test)

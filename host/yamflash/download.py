@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import urllib.error
@@ -13,14 +14,16 @@ from .manifest import atomic_write
 
 FILES = {
     "yamnet.h5": "https://storage.googleapis.com/audioset/yamnet.h5",
-    "yamnet_class_map.csv": "https://raw.githubusercontent.com/tensorflow/models/master/research/audioset/yamnet/yamnet_class_map.csv",
+    "yamnet_class_map.csv": "https://raw.githubusercontent.com/tensorflow/models/master/"
+    "research/audioset/yamnet/yamnet_class_map.csv",
 }
 # sha256 of the class map as published (the same file as ../shared/data/models/yamnet_class_map.csv).
 SHA256 = {"yamnet_class_map.csv": "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2"}
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("YAMFLASH_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "yamflash")
+    xdg = os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")
+    base = os.environ.get("YAMFLASH_CACHE") or os.path.join(xdg, "yamflash")
     return Path(base)
 
 
@@ -54,8 +57,6 @@ def fetch(name: str, timeout: float = 20.0) -> Path:
 
 def default_weights() -> Path:
     w = fetch("yamnet.h5")
-    try:
+    with contextlib.suppress(UserError):  # labels are optional; the manifest then names classes by index
         fetch("yamnet_class_map.csv")
-    except UserError:
-        pass  # labels are optional for conversion; the manifest then names classes by index
     return w

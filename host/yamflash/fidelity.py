@@ -17,7 +17,7 @@ def compare(ref: np.ndarray, test: np.ndarray) -> dict[str, Any]:
     top1 = float(np.mean(ref.argmax(1) == test.argmax(1)))
     r5 = np.argsort(-ref, axis=1)[:, :5]
     t5 = np.argsort(-test, axis=1)[:, :5]
-    top5 = float(np.mean([len(set(a) & set(b)) / 5.0 for a, b in zip(r5, t5)]))
+    top5 = float(np.mean([len(set(a) & set(b)) / 5.0 for a, b in zip(r5, t5, strict=True)]))
     cos = np.sum(ref * test, 1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(test, axis=1) + 1e-12)
     err = np.abs(ref - test)
     l2 = np.linalg.norm(ref - test, axis=1) / (np.linalg.norm(ref, axis=1) + 1e-12)

@@ -67,7 +67,8 @@ def inspect(path: str | Path, measure_arena: bool = True) -> dict[str, Any]:
     missing = sorted({n for n in ops if n not in TFLM_OPS})
     ins, outs = fm.io()
     macs = layer_macs(fm)
-    types = {fm.tensor_type(i) for op in fm.ops if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") for i in op.inputs[:1]}
+    weighted = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+    types = {fm.tensor_type(op.inputs[0]) for op in fm.ops if op.name in weighted}
     report: dict[str, Any] = {
         "path": str(path),
         "bytes": len(data),

@@ -111,7 +111,8 @@ class FlatModel:
         if buf is None or buf.data is None or len(buf.data) == 0:
             return None
         data = bytes(np.asarray(buf.data, dtype=np.uint8))
-        want = int(np.prod(self.tensor_shape(i) or [1])) * np.dtype(_NP_TYPES.get(self.tensor_type(i), np.uint8)).itemsize
+        itemsize = np.dtype(_NP_TYPES.get(self.tensor_type(i), np.uint8)).itemsize
+        want = int(np.prod(self.tensor_shape(i) or [1])) * itemsize
         if self.tensor_type(i) in _NP_TYPES and len(data) != want:
             raise UserError(f"{self.source} is damaged: tensor {self.tensor_name(i)} holds {len(data)} bytes, "
                             f"its shape needs {want}; download or convert it again.")
@@ -141,7 +142,8 @@ class FlatModel:
         shape = [1] * arr.ndim
         if len(scales) > 1:
             shape[dim] = len(scales)
-        return ((arr.astype(np.float32) - zps.reshape(shape).astype(np.float32)) * scales.reshape(shape)).astype(np.float32)
+        centred = arr.astype(np.float32) - zps.reshape(shape).astype(np.float32)
+        return (centred * scales.reshape(shape)).astype(np.float32)
 
     def io(self) -> tuple[list[int], list[int]]:
         return [int(x) for x in self.graph.inputs], [int(x) for x in self.graph.outputs]

@@ -111,15 +111,12 @@ def from_tflite(path: str | Path) -> YamnetWeights:
     kernels: dict[str, np.ndarray] = {}
     biases: dict[str, np.ndarray] = {}
     acts = set()
-    for name, op in zip(names[:-1], body):
+    for name, op in zip(names[:-1], body, strict=True):
         k = fm.constant(op.inputs[1])
         b = fm.constant(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
         if k is None:
             raise UserError(f"{path}: the kernel of {name} is not a constant; cannot read its weights.")
-        if op.name == "CONV_2D":
-            k = np.transpose(k, (1, 2, 3, 0))  # OHWI -> HWIO
-        else:
-            k = np.transpose(k, (1, 2, 3, 0))  # 1HWC -> HWC1
+        k = np.transpose(k, (1, 2, 3, 0))  # conv OHWI -> HWIO; depthwise 1HWC -> HWC1
         kernels[name] = k
         biases[name] = b if b is not None else np.zeros(k.shape[-1] if op.name == "CONV_2D" else k.shape[2], np.float32)
         acts.add(fm.fused_activation(op))
@@ -128,7 +125,8 @@ def from_tflite(path: str | Path) -> YamnetWeights:
     if k is None:
         raise UserError(f"{path}: the classifier's weights are not constant; cannot read them.")
     kernels["logits"] = k.T
-    biases["logits"] = fm.constant(fc.inputs[2]) if len(fc.inputs) > 2 and fc.inputs[2] >= 0 else np.zeros(k.shape[0], np.float32)
+    has_bias = len(fc.inputs) > 2 and fc.inputs[2] >= 0
+    biases["logits"] = fm.constant(fc.inputs[2]) if has_bias else np.zeros(k.shape[0], np.float32)
     activation = "relu6" if acts == {"RELU6"} else "relu"
     if acts - {"RELU", "RELU6"}:
         raise UserError(f"{path}: unexpected activations {sorted(acts)} in the convolutions; not a YAMNet export.")
@@ -164,7 +162,8 @@ def from_h5(path: str | Path) -> YamnetWeights:
         else:
             kernels[name] = (k * inv[None, None, None, :]).astype(np.float32)
         biases[name] = (beta - mean * inv).astype(np.float32)
-    dense = [k for k, v in found.items() if k.split("/")[-1].startswith("kernel") and v.shape == (EMBEDDING, NUM_CLASSES)]
+    dense = [k for k, v in found.items()
+             if k.split("/")[-1].startswith("kernel") and v.shape == (EMBEDDING, NUM_CLASSES)]
     if not dense:
         raise UserError(f"{path} has no [1024, 521] classifier kernel; it is not yamnet.h5.")
     kernels["logits"] = found[dense[0]]
