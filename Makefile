@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 lint: venv
-	$(PY) -m ruff check host tests scripts
+	$(PY) -m ruff check host tests $(wildcard scripts)
 
 test-py: venv
 	$(PY) -m pytest -q
