@@ -32,7 +32,15 @@ lint: venv
 test-py: venv
 	$(PY) -m pytest -q
 
-test: lint test-py
+# yf_core, the firmware's portable C core, under AddressSanitizer and UndefinedBehaviorSanitizer.
+include firmware/components/yf_core/sources.mk
+C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all -g -O1
+test-c: $(YF_CORE_SRCS) $(wildcard $(YF_CORE_INC)/*.h) tests/c/test_core.c
+	@mkdir -p build/c
+	$(CC) $(C_TEST_FLAGS) -I$(YF_CORE_INC) $(YF_CORE_SRCS) tests/c/test_core.c -o build/c/test_core -lm
+	./build/c/test_core
+
+test: lint test-c test-py
 
 convert: venv
 	$(PY) -m yamflash convert $(if $(WEIGHTS),--weights $(WEIGHTS)) --calib-dir $(CALIB_DIR) --out $(MODEL_DIR) \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from . import __version__, manifest
 from .errors import UserError
 from .frontend import PARAMS
 from .progress import log, track
-from .weights import NUM_CLASSES, load_weights
+from .weights import NUM_CLASSES, YamnetWeights, load_weights
 
 
 def find_labels(weights_path: Path, labels: str | None) -> Path | None:
@@ -26,13 +27,8 @@ def find_labels(weights_path: Path, labels: str | None) -> Path | None:
 
 def convert(weights_path: str, out_dir: str, calib_dir: str | None, calib_count: int, eval_dir: str | None,
             eval_count: int | None, synthetic: bool, seed: int, labels: str | None) -> dict[str, Any]:
-    import tensorflow as tf
-    import tflite_micro
-
-    from . import dataset, fidelity, quantize
-    from .inspect_model import inspect
-    from .model import build, float_scores
-    from .tflm import MicroModel
+    from . import dataset
+    from .model import build
 
     t0 = time.monotonic()
     out = Path(out_dir)
@@ -50,25 +46,39 @@ def convert(weights_path: str, out_dir: str, calib_dir: str | None, calib_count:
         log("WARNING: synthetic calibration gives the deep layers ranges that fit noise, not sound; "
             "expect lower fidelity and scores capped near 0.86.")
     calib, ev, cal_info = dataset.collect(None if synthetic else calib_dir, eval_dir, calib_count, eval_count, seed)
-    float_model = build(weights)
     if weights.source.get("format") == "tflite":
         from .audio import load_audio
         from .mapping_check import check
 
         files = ev.files if ev is not None else []
-        weights.source["mapping_check"] = check(wpath, float_model, [load_audio(f) for f in files[:16]]) \
+        weights.source["mapping_check"] = check(wpath, build(weights), [load_audio(f) for f in files[:16]]) \
             if files else {"checked": False, "reason": "no real audio to check with"}
         log(f"weights mapping check vs {wpath.name}: {weights.source['mapping_check']}")
+    return write_model(weights, names, str(label_path) if label_path else None, calib, ev, cal_info, out, t0)
+
+
+def write_model(weights: YamnetWeights, names: list[str], labels_source: str | None, calib: Any, ev: Any,
+                cal_info: dict[str, Any], out: Path, t0: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Quantize, check in TFLite Micro, measure fidelity on ``ev``, then write model.tflite + model.json.
+
+    Shared by `convert` (YAMNet's 521 classes) and `train` (the same body with a new classifier).
+    """
+    import tensorflow as tf
+    import tflite_micro
+
+    from . import fidelity, quantize
+    from .inspect_model import inspect
+    from .model import build, float_scores
+    from .tflm import MicroModel
+
+    num_classes = int(weights.kernels["logits"].shape[1])
+    float_model = build(weights)
     tflite, recipe = quantize.convert_int8(weights, calib, log=log)
     t_conv = time.monotonic() - t0
 
-    tmp = out / ".model.tflite.check"
-    out.mkdir(parents=True, exist_ok=True)
-    manifest.atomic_write(tmp, tflite)
-    try:
-        report = inspect(tmp)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as td:  # inspect reads a file; nothing lands in `out` until the end
+        (Path(td) / "model.tflite").write_bytes(tflite)
+        report = inspect(Path(td) / "model.tflite")
     if report["tflm_missing_ops"]:
         raise UserError(f"internal: converted model uses ops TFLite Micro lacks: {report['tflm_missing_ops']}")
     micro = MicroModel(tflite)
@@ -88,11 +98,11 @@ def convert(weights_path: str, out_dir: str, calib_dir: str | None, calib_count:
         "generator": f"yamflash {__version__}",
         "model": {"file": "model.tflite", "bytes": len(tflite), "sha256": sha},
         "input": {"shape": [1, 96, 64], "dtype": "int8", "scale": si, "zero_point": zi, "kind": "log-mel patch"},
-        "output": {"shape": [1, NUM_CLASSES], "dtype": "int8", "scale": so, "zero_point": zo,
+        "output": {"shape": [1, num_classes], "dtype": "int8", "scale": so, "zero_point": zo,
                    "activation": "sigmoid"},
         "frontend": PARAMS.to_dict(),
         "labels": names,
-        "labels_source": str(label_path) if label_path else None,
+        "labels_source": labels_source,
         "ops": sorted(report["op_counts"]),
         "op_counts": report["op_counts"],
         "parameters": report["parameters"],
@@ -107,6 +117,7 @@ def convert(weights_path: str, out_dir: str, calib_dir: str | None, calib_count:
         "tool_versions": {"tensorflow": tf.__version__, "tflite_micro": tflite_micro.__version__,
                           "python": platform.python_version()},
     }
+    m.update(extra or {})
     manifest.atomic_write(out / "model.tflite", tflite)
     manifest.write(out / "model.json", m)
     return m

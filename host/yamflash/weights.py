@@ -35,7 +35,7 @@ def layer_names() -> list[str]:
     return names + ["logits"]
 
 
-def expected_shapes() -> dict[str, tuple[int, ...]]:
+def expected_shapes(num_classes: int = NUM_CLASSES) -> dict[str, tuple[int, ...]]:
     """Keras kernel shapes: conv HWIO, depthwise HWC1, pointwise 11IO, dense IO."""
     shapes: dict[str, tuple[int, ...]] = {"layer1/conv": (3, 3, 1, 32)}
     cin = 32
@@ -43,7 +43,7 @@ def expected_shapes() -> dict[str, tuple[int, ...]]:
         shapes[f"layer{i}/depthwise_conv"] = (3, 3, cin, 1)
         shapes[f"layer{i}/pointwise_conv"] = (1, 1, cin, f)
         cin = f
-    shapes["logits"] = (EMBEDDING, NUM_CLASSES)
+    shapes["logits"] = (EMBEDDING, num_classes)
     return shapes
 
 
@@ -55,7 +55,8 @@ class YamnetWeights:
     source: dict = field(default_factory=dict)
 
     def validate(self) -> None:
-        for name, shape in expected_shapes().items():
+        classes = self.kernels["logits"].shape[1] if "logits" in self.kernels else NUM_CLASSES
+        for name, shape in expected_shapes(int(classes)).items():
             if name not in self.kernels:
                 raise UserError(f"weights lack layer {name}; is this a YAMNet model?")
             got = tuple(self.kernels[name].shape)
