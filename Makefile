@@ -19,6 +19,7 @@ help:
 	@echo "make convert   convert YAMNet to INT8 (WEIGHTS=path/to/yamnet.h5 or a YAMNet .tflite)"
 
 $(VENV)/.installed: pyproject.toml
+	@rm -f $@
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q --cache-dir $(PIP_CACHE) -e '.[convert,plot,test]'
@@ -29,8 +30,10 @@ venv: $(VENV)/.installed
 lint: venv
 	$(PY) -m ruff check host tests $(wildcard scripts)
 
+# The whole suite; the HIL tests in tests/hil run on the virtual board (pass BOARD_UNDER_TEST=/dev/ttyACM0 for a real one).
+BOARD_UNDER_TEST ?= sim
 test-py: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --board $(BOARD_UNDER_TEST)
 
 # yf_core, the firmware's portable C core, under AddressSanitizer and UndefinedBehaviorSanitizer.
 include firmware/components/yf_core/sources.mk
@@ -48,3 +51,33 @@ convert: venv
 
 clean:
 	rm -rf build
+
+# ---- flash, monitor, demo and the HIL suite (issue 4) ---------------------------------------------------
+# BOARD: build profile (esp32s3-n16r8, esp32s3-n8r2, sim); PORT: auto, sim or a serial device.
+BOARD ?= esp32s3-n16r8
+PORT ?= auto
+WAV ?= $(firstword $(wildcard $(SHARED_DATA)/audio/demo/baby_5000ms.wav))
+DEMO_SECONDS ?= 12
+DETECT ?= Baby cry, infant cry
+.PHONY: flash monitor demo test-hil
+
+$(MODEL_DIR)/model.json: | venv
+	$(MAKE) convert
+
+build/firmware/$(BOARD)/flash.json: $(MODEL_DIR)/model.json
+	$(PY) -m yamflash gen --model $(MODEL_DIR)/model.json --board $(BOARD)
+	$(PY) -m yamflash build --board $(BOARD)
+
+flash: build/firmware/$(BOARD)/flash.json
+	$(PY) -m yamflash flash --port $(PORT) --board $(BOARD)
+
+monitor: venv
+	$(PY) -m yamflash monitor --port $(PORT)
+
+demo: venv
+	$(MAKE) flash BOARD=sim PORT=sim
+	$(PY) -m yamflash monitor --port sim $(if $(WAV),--mic $(WAV)) --duration $(DEMO_SECONDS) \
+		--detect "$(DETECT)" --model-json $(MODEL_DIR)/model.json --log build/demo-events.jsonl
+
+test-hil: venv
+	$(PY) -m pytest -q tests/hil --board $(BOARD_UNDER_TEST)

@@ -47,12 +47,19 @@ def convert(weights: str | None, out_dir: str, calib_dir: str | None, calib_coun
 @click.argument("model", type=str)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--no-arena", is_flag=True, help="Skip measuring the arena in TFLite Micro.")
-def inspect_cmd(model: str, as_json: bool, no_arena: bool) -> None:
+@click.option("--estimate", is_flag=True, help="Also estimate per-layer latency on an ESP32-S3 with ESP-NN.")
+def inspect_cmd(model: str, as_json: bool, no_arena: bool, estimate: bool) -> None:
     """Tensors, ops, parameters, MACs and arena of a .tflite, and whether TFLite Micro can run it."""
     from .inspect_model import inspect
 
     if not Path(model).is_file():
         raise UserError(f"{model} does not exist; pass a .tflite file.")
+    if estimate:
+        from . import estimate as em
+
+        e = em.estimate(model, measure_arena=not no_arena)
+        click.echo(json.dumps(e, indent=2) if as_json else em.render(e, per_layer=True))
+        return
     r = inspect(model, measure_arena=not no_arena)
     if as_json:
         click.echo(json.dumps(r, indent=2))
@@ -70,3 +77,316 @@ def inspect_cmd(model: str, as_json: bool, no_arena: bool) -> None:
         click.echo(f"    - {reason}")
     if "advice" in r:
         click.echo(f"  next: {r['advice']}")
+
+
+# ---- the board: virtual board, flash, monitor (issue 4) ------------------------------------------------
+@cli.command("sim")
+@click.option("--flash", "flash_file", default="build/sim/flash.bin", show_default=True,
+              help="The virtual board's 16 MB flash file (written by `yamflash flash --port sim`).")
+@click.option("--mic", type=click.Path(dir_okay=False), default=None, help="WAV file used as the microphone.")
+@click.option("--fast", is_flag=True, help="Feed the microphone as fast as inference takes it (no real time).")
+@click.option("--loop", is_flag=True, help="Repeat the microphone file forever.")
+@click.option("--stats-period", type=float, default=5.0, show_default=True, help="Seconds between stats events.")
+def sim_cmd(flash_file: str, mic: str | None, fast: bool, loop: bool, stats_period: float) -> None:
+    """Run a virtual ESP32-S3 on a pseudo-terminal (prints its path); Ctrl-C stops it."""
+    from .sim.process import run
+
+    if mic and not Path(mic).is_file():
+        raise UserError(f"--mic {mic} does not exist; pass a WAV file.")
+    run(flash_file, mic, fast, loop, stats_period)
+
+
+@cli.command("flash")
+@click.option("--port", default="auto", show_default=True, help="auto, sim, or a serial device.")
+@click.option("--manifest", "manifest_path", default=None,
+              help="Flash manifest from `yamflash build` (default build/firmware/<board>/flash.json).")
+@click.option("--board", "profile", default="esp32s3-n16r8", show_default=True,
+              help="Build profile whose manifest to flash (sim with --port sim).")
+@click.option("--model-only", is_flag=True, help="Write only the model partition.")
+@click.option("--force", is_flag=True, help="Flash even when the board reports the same firmware and model.")
+@click.option("--baud", type=int, default=460800, show_default=True)
+@click.option("--sim-flash", default="build/sim/flash.bin", show_default=True, help="Virtual board flash file.")
+def flash_cmd(port: str, manifest_path: str | None, profile: str, model_only: bool, force: bool, baud: int,
+              sim_flash: str) -> None:
+    """Write bootloader, partition table, app and model to the board (or only the model)."""
+    from . import flash as fl
+
+    is_sim = port == "sim"
+    prof = "sim" if is_sim else profile
+    plan = fl.load_plan(manifest_path or f"build/firmware/{prof}/flash.json")
+    if model_only:
+        plan = plan.only(("model",))
+        if not plan.regions:
+            raise UserError(f"{plan.source} has no model image; run `yamflash build` again.")
+    if is_sim:
+        fl.flash_sim_cli(plan, sim_flash, force, click.echo)
+    else:
+        fl.flash_board_cli(plan, port, baud, force, click.echo)
+
+
+@cli.command("monitor")
+@click.option("--port", default="auto", show_default=True, help="auto, sim, or a serial device.")
+@click.option("--baud", type=int, default=115200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line on stdout (log lines too).")
+@click.option("--log", "log_path", default=None, help="Append every event to this JSONL file (flushed per line).")
+@click.option("--reset/--no-reset", default=True, show_default=True, help="Reset the board on connect.")
+@click.option("--reset-seq", default=None,
+              help="DTR/RTS reset sequence in esptool's custom-reset syntax (default D0|R1|W0.2|R0).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--detect", "detect", multiple=True, help="Watch this label (repeatable), e.g. 'Baby cry, infant cry'.")
+@click.option("--threshold", type=float, default=None, help="Detector threshold for --detect (0..1).")
+@click.option("--model-json", default="build/model/model.json", show_default=True,
+              help="model.json whose labels resolve --detect names.")
+@click.option("--mic", default=None, help="With --port sim: start the virtual board with this WAV as microphone.")
+@click.option("--fast", is_flag=True, help="With --port sim --mic: play the WAV as fast as possible.")
+@click.option("--sim-flash", default="build/sim/flash.bin", show_default=True)
+def monitor_cmd(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool, reset_seq: str | None,
+                duration: float | None, detect: tuple[str, ...], threshold: float | None, model_json: str,
+                mic: str | None, fast: bool, sim_flash: str) -> None:
+    """Show the board's detections, latency, arena, memory and dropped audio live; pass its log through."""
+    from .monitor import main
+
+    main(port=port, baud=baud, as_json=as_json, log_path=log_path, reset=reset, reset_seq=reset_seq,
+         duration=duration, detect=detect, threshold=threshold, model_json=model_json, mic=mic, fast=fast,
+         sim_flash=sim_flash)
+
+
+# ---- gen / build (firmware) ---------------------------------------------------------------------------
+
+@cli.command("gen")
+@click.option("--model", "model_json", default="build/model/model.json", show_default=True,
+              help="model.json written by `yamflash convert`.")
+@click.option("--config", "config_path", default=None,
+              help="Project settings (default: ./yamflash.toml when present).")
+@click.option("--board", "profile", default=None, help="Board profile: esp32s3-n16r8, esp32s3-n8r2 or sim.")
+@click.option("--console", type=click.Choice(["usb-serial-jtag", "uart"]), default=None)
+@click.option("--storage", type=click.Choice(["spiffs", "partition"]), default=None,
+              help="Model in a SPIFFS file (copied to PSRAM) or a raw partition (memory-mapped).")
+@click.option("--flash-size", default=None, help="Override the board's flash size (e.g. 8MB).")
+@click.option("--app-size", default=None, help="Factory app partition size (multiple of 64K, default 2M).")
+@click.option("--mic", "mic_type", type=click.Choice(["i2s", "pdm"]), default=None)
+@click.option("--pin", "pins", multiple=True, metavar="NAME=GPIO",
+              help="Microphone pin, repeatable: bclk/ws/din (i2s) or clk/din (pdm).")
+@click.option("--watch", "classes", multiple=True, metavar="LABEL", help="Class to detect, repeatable.")
+@click.option("--threshold", type=float, default=None)
+@click.option("--window", type=int, default=None, help="Patches averaged.")
+@click.option("--min-count", type=int, default=None, help="Consecutive patches above threshold.")
+@click.option("--refractory-ms", type=int, default=None)
+@click.option("--arena-margin", type=int, default=None, help="Percent added to the measured arena (default 25).")
+@click.option("--firmware", "firmware_dir", default="firmware", show_default=True)
+def gen_cmd(model_json: str, config_path: str | None, profile: str | None, console: str | None,
+            storage: str | None, flash_size: str | None, app_size: str | None, mic_type: str | None,
+            pins: tuple[str, ...], classes: tuple[str, ...], threshold: float | None, window: int | None,
+            min_count: int | None, refractory_ms: int | None, arena_margin: int | None, firmware_dir: str) -> None:
+    """Generate the firmware's headers, partition table, sdkconfig.defaults and model image."""
+    from . import gen, partitions
+
+    if config_path is None and Path("yamflash.toml").is_file():
+        config_path = "yamflash.toml"
+    cfg = gen.load_config(config_path)
+    for attr, value in (("profile", profile), ("console", console), ("storage", storage),
+                        ("arena_margin_pct", arena_margin)):
+        if value is not None:
+            setattr(cfg, attr, value)
+    if flash_size:
+        cfg.flash_size = partitions.parse_size(flash_size)
+    if app_size:
+        cfg.app_size = partitions.parse_size(app_size)
+    if mic_type and mic_type != cfg.mic.type:
+        cfg.mic = gen.MicConfig(type=mic_type, slot=cfg.mic.slot)
+    for spec in pins:
+        name, _, gpio = spec.partition("=")
+        if not gpio.strip().isdigit():
+            raise UserError(f"--pin {spec}: write NAME=GPIO, e.g. --pin din=6.")
+        cfg.mic.pins[name.strip().lower()] = int(gpio)
+    if classes:
+        cfg.detector.classes = list(classes)
+    for attr, value in (("threshold", threshold), ("window", window), ("min_count", min_count),
+                        ("refractory_ms", refractory_ms)):
+        if value is not None:
+            setattr(cfg.detector, attr, value)
+    r = gen.generate(model_json, cfg, firmware_dir)
+    p = r.plan
+    for rel in r.written:
+        click.echo(f"  wrote     {Path(firmware_dir) / rel}")
+    for rel in r.removed:
+        click.echo(f"  removed   {Path(firmware_dir) / rel}")
+    mp = p.model_partition
+    where = "SPIFFS" if p.storage == "spiffs" else "a raw"
+    click.echo(f"{p.profile.name}: {len(p.ops)} ops, arena {p.arena_bytes:,} bytes, model {len(p.model):,} bytes "
+               f"in {where} partition of {mp.size:,} at 0x{mp.offset:x} ({p.flash_size >> 20} MB flash); "
+               f"{len(r.written)} file(s) written, {len(r.unchanged)} unchanged.")
+
+
+@cli.command("build")
+@click.option("--board", "profile", default=None, help="Profile to build (default: the one `gen` wrote).")
+@click.option("--tool", type=click.Choice(["pio", "idf"]), default="pio", show_default=True)
+@click.option("--firmware", "firmware_dir", default="firmware", show_default=True)
+@click.option("--out", "out_dir", default="build/firmware", show_default=True)
+def build_cmd(profile: str | None, tool: str, firmware_dir: str, out_dir: str) -> None:
+    """Build the firmware (PlatformIO or ESP-IDF) and write the flash manifest."""
+    from .build import build
+
+    manifest = build(firmware_dir, out_dir, profile=profile, tool=tool, echo=click.echo)
+    click.echo(f"flash manifest: {Path(out_dir) / manifest['profile'] / 'flash.json'}")
+    for f in manifest["files"]:
+        click.echo(f"  {f['offset']:>9}  {f['role']:<16} {f['file']}  ({f['bytes']:,} bytes)")
+
+
+@cli.command()
+@click.option("--weights", required=True, help="yamnet.h5 or a YAMNet .tflite export.")
+@click.option("--data", type=str, default=None, help="Folder with one subfolder of audio per class.")
+@click.option("--csv", "csv_path", type=str, default=None, help="ESC-50-style CSV (filename, category[, fold]).")
+@click.option("--audio-dir", type=str, default=None, help="Where the CSV's files are (default: ../audio beside it).")
+@click.option("--where", multiple=True, help="Keep CSV rows with COLUMN=VALUE (e.g. esc10=True).")
+@click.option("--keep", multiple=True, help="AudioSet class to keep beside the new ones (repeatable).")
+@click.option("--labels", type=str, default=None, help="yamnet_class_map.csv, needed with --keep.")
+@click.option("--out", "out_dir", default="build/custom", show_default=True)
+@click.option("--test-fraction", type=float, default=0.4, show_default=True)
+@click.option("--test-fold", type=str, default=None, help="Fold to test on (default: the last, when folds exist).")
+@click.option("--calib-count", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def train(weights: str, data: str | None, csv_path: str | None, audio_dir: str | None, where: tuple[str, ...],
+          keep: tuple[str, ...], labels: str | None, out_dir: str, test_fraction: float, test_fold: str | None,
+          calib_count: int, seed: int, as_json: bool) -> None:
+    """Train a classifier for your own sounds on YAMNet embeddings and export it as an INT8 model."""
+    from .manifest import load_labels
+    from .train import confusion_table, run
+
+    conds = {}
+    for w in where:
+        if "=" not in w:
+            raise UserError(f"--where {w!r} must look like COLUMN=VALUE.")
+        key, value = w.split("=", 1)
+        conds[key] = value
+    m = run(weights, data, csv_path, audio_dir, conds, out_dir, list(keep), test_fraction, test_fold, seed,
+            calib_count, load_labels(labels) if labels else None)
+    t = m["training"]
+    if as_json:
+        click.echo(json.dumps(t, indent=2))
+        return
+    names = t["classes"]
+    click.echo(f"{len(names)} classes, {t['train_clips']} training clips, {t['test_clips']} test clips ({t['split']})")
+    click.echo(f"clip accuracy: float head {t['float']['accuracy']:.1%}, "
+               f"INT8 in TFLite Micro {t['int8_tflm']['accuracy']:.1%}")
+    click.echo(confusion_table(t["int8_tflm"], names))
+    click.echo(f"\nwrote {Path(out_dir) / 'model.tflite'} and model.json ({m['arena_bytes']:,} bytes arena)")
+
+
+# ---- validate / bench (issue 5) -------------------------------------------------------------------------
+@cli.command("validate")
+@click.option("--board", "board_spec", required=True, help="sim (the virtual board) or a serial device.")
+@click.option("--audio", multiple=True, required=True, help="Audio file or folder (repeatable).")
+@click.option("--model-dir", default="build/model", show_default=True, help="The converted model the board runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--out", "out_path", default=None, help="Also write the JSON report here.")
+@click.option("--plots", "plot_dir", default=None, help="Write one PNG per clip into this folder.")
+@click.option("--no-float", is_flag=True, help="Skip the float-model comparison (no TensorFlow needed).")
+@click.option("--fail-under", "gates", multiple=True, metavar="SECTION.METRIC=VALUE",
+              help="CI gate, repeatable, e.g. patch.bit_exact=1 or float.top1=0.8 (error metrics such as "
+                   "rmse or max_lsb fail when over VALUE).")
+@click.option("--sim-flash", default="build/sim/flash.bin", show_default=True)
+def validate_cmd(board_spec: str, audio: tuple[str, ...], model_dir: str, as_json: bool, out_path: str | None,
+                 plot_dir: str | None, no_float: bool, gates: tuple[str, ...], sim_flash: str) -> None:
+    """Compare the board's outputs with the host (TFLite Micro and the float model) on real audio."""
+    import sys
+
+    from . import validate as v
+
+    for g in gates:
+        v.parse_gate(g)  # bad gates fail before the board is touched
+    files = v.audio_files(audio)
+    with v.open_board(board_spec, sim_flash) as board:
+        report = v.validate(board, model_dir, files, plot_dir, with_float=not no_float,
+                            say=None if as_json else lambda s: click.echo(s, err=True))
+    if out_path:
+        from .manifest import atomic_write
+
+        atomic_write(out_path, v.to_json(report) + "\n")
+    if as_json:
+        click.echo(v.to_json(report))
+    else:
+        from rich.console import Console
+
+        con = Console()
+        for part in v.render(report):
+            con.print(part)
+    failed = v.check_gates(report, gates)
+    if failed:
+        click.echo(f"yamflash: validate: {failed}", err=True)
+        sys.exit(1)
+
+
+@cli.command("bench")
+@click.option("--board", "board_spec", default=None, help="sim (the virtual board) or a serial device.")
+@click.option("--n", "n", type=int, default=50, show_default=True, help="Steady-state invokes.")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Warm-up invokes (reported apart).")
+@click.option("--audio", default=None, help="Clip streamed for frontend/end-to-end timing (default: noise).")
+@click.option("--seconds", type=float, default=10.0, show_default=True, help="Audio streamed through the board.")
+@click.option("--no-reset", is_flag=True, help="Do not reset first (no init time or first inference then).")
+@click.option("--manifest", "manifest_path", default=None,
+              help="Flash manifest for flash usage (default build/firmware/<board>/flash.json when present).")
+@click.option("--out", "out_path", default=None, help="Write the report as JSON (atomically).")
+@click.option("--baseline", default=None, help="Earlier report to compare with; regressions exit non-zero.")
+@click.option("--tolerance", type=float, default=0.10, show_default=True, help="Allowed regression (0.1 = 10 %).")
+@click.option("--estimate", is_flag=True, help="Static estimate for the chip from --model-dir (no board needed).")
+@click.option("--model-dir", default="build/model", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--sim-flash", default="build/sim/flash.bin", show_default=True)
+def bench_cmd(board_spec: str | None, n: int, warmup: int, audio: str | None, seconds: float, no_reset: bool,
+              manifest_path: str | None, out_path: str | None, baseline: str | None, tolerance: float,
+              estimate: bool, model_dir: str, as_json: bool, sim_flash: str) -> None:
+    """Init time, invoke/frontend statistics, real-time factor, per-op profile, memory and flash of the board."""
+    import sys
+
+    from . import bench as b
+
+    if board_spec is None and not estimate:
+        raise UserError("pass --board sim|PORT to measure, or --estimate --model-dir DIR to estimate.")
+    if audio and not Path(audio).is_file():
+        raise UserError(f"--audio {audio} does not exist; pass an audio file.")
+    est = None
+    if estimate:
+        from . import estimate as em
+
+        model = Path(model_dir) / "model.tflite"
+        if not model.is_file():
+            raise UserError(f"{model} does not exist; run `yamflash convert --out {model_dir}` first.")
+        est = em.estimate(model)
+        if board_spec is None:
+            click.echo(json.dumps(est, indent=2) if as_json else em.render(est, per_layer=True))
+            if out_path:
+                b.write_report(out_path, {"kind": "yamflash-estimate", **est})
+            return
+    base = b.load_report(baseline) if baseline else None
+    if manifest_path is None:
+        guess = Path("build/firmware") / ("sim" if board_spec == "sim" else "esp32s3-n16r8") / "flash.json"
+        manifest_path = str(guess) if guess.is_file() else None
+    from .validate import open_board
+
+    assert board_spec is not None
+    with open_board(board_spec, sim_flash, stats_period=1.0) as board:
+        report = b.run_bench(board, n=n, warmup=warmup, audio=audio, seconds=seconds, reset=not no_reset,
+                             manifest=manifest_path, say=None if as_json else lambda s: click.echo(s, err=True))
+    if est is not None:
+        report["estimate"] = est
+    comparison = b.compare_baseline(report, base, tolerance) if base else None
+    if comparison is not None:
+        report["baseline"] = {"path": baseline, "tolerance": tolerance, "metrics": comparison}
+    if out_path:
+        b.write_report(out_path, report)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        from rich.console import Console
+
+        con = Console()
+        for part in b.render(report, comparison):
+            con.print(part)
+    bad = [r for r in comparison or [] if r["regressed"]]
+    if bad:
+        worst = max(bad, key=lambda r: abs(r["change"]))
+        click.echo(f"yamflash: bench: {len(bad)} regression(s) beyond {tolerance:.0%}; worst {worst['metric']} "
+                   f"{worst['change']:+.1%} ({worst['baseline']:,.0f} -> {worst['value']:,.0f})", err=True)
+        sys.exit(1)

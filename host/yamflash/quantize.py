@@ -16,7 +16,8 @@ from .weights import YamnetWeights
 RECIPE = "ptq-minmax"
 
 
-def convert_int8(weights: YamnetWeights, calib: np.ndarray, log: Callable[[str], None] = print) -> tuple[bytes, dict[str, Any]]:
+def convert_int8(weights: YamnetWeights, calib: np.ndarray,
+                 log: Callable[[str], None] = print) -> tuple[bytes, dict[str, Any]]:
     """Return (tflite bytes, recipe description for the manifest)."""
     import tensorflow as tf
 

@@ -1,0 +1,341 @@
+"""`yamflash monitor`: the board's log and events, as a live view, JSON lines, or a JSONL record.
+
+It never dies of the serial line: garbage, partial and over-long lines are counted and skipped, and a
+USB device that drops (the S3's native port vanishes on every reset) is waited for and re-opened.
+The reset it does on connect pulses EN (RTS) with IO0 (DTR) released, the way esptool's hard reset
+and esp-idf-monitor do it, so the chip boots the app and never lands in download mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from . import wire
+
+# esp_pylib's custom-reset language (the one esptool's config uses): DTR released (IO0 high), RTS
+# asserted (EN low) for 0.2 s, then released; the 0.2 s suits the native USB's re-enumeration too.
+DEFAULT_RESET = "D0|R1|W0.2|R0"
+
+
+def percentile(values: Any, q: float) -> float | None:
+    return float(np.percentile(np.asarray(values, np.float64), q)) if len(values) else None
+
+
+@dataclass
+class State:
+    """Everything the live view shows, folded from events as they arrive."""
+
+    window: int = 200
+    hello: dict[str, Any] | None = None
+    stats: dict[str, Any] | None = None
+    detections: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
+    logs: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=5))
+    timing: dict[str, deque[float]] = field(default_factory=dict)
+    infer_times: deque[float] = field(default_factory=lambda: deque(maxlen=50))
+    bad_lines: int = 0
+    events: int = 0
+    reconnects: int = 0
+    connected: bool = False
+    port: str = ""
+
+    def __post_init__(self) -> None:
+        self.timing = {k: deque(maxlen=self.window) for k in ("frontend_us", "invoke_us", "e2e_us")}
+
+    def add(self, msg: dict[str, Any], now: float | None = None) -> None:
+        self.events += 1
+        t = msg.get("t")
+        if t == "hello":
+            self.hello = msg
+        elif t == "stats":
+            self.stats = msg
+        elif t == "det":
+            self.detections.appendleft(msg)
+        elif t == "err":
+            self.errors.appendleft(msg)
+        elif t == "timing":
+            for k, q in self.timing.items():
+                v = msg.get(k)
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    q.append(float(v))
+            self.infer_times.append(time.monotonic() if now is None else now)
+
+    def latency(self, key: str) -> tuple[float | None, float | None]:
+        q = self.timing[key]
+        return percentile(q, 50), percentile(q, 95)
+
+    def rate(self) -> float | None:
+        """Inferences per second over the recent timing events."""
+        ts = self.infer_times
+        return (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) >= 2 and ts[-1] > ts[0] else None
+
+    def arena(self) -> dict[str, Any] | None:
+        src = self.stats or self.hello or {}
+        a = src.get("arena")
+        return a if isinstance(a, dict) else None
+
+    def summary(self) -> dict[str, Any]:
+        lat = {k: dict(zip(("p50", "p95"), self.latency(k), strict=False)) for k in self.timing}
+        s = self.stats or {}
+        h = self.hello or {}
+        return {"t": "summary", "latency_us": lat, "inferences_per_s": self.rate(), "arena": self.arena(),
+                "heap_free": s.get("heap_free", h.get("heap_free")),
+                "psram_free": s.get("psram_free", h.get("psram_free")),
+                "dropped_samples": s.get("dropped_samples"), "detections": len(self.detections),
+                "bad_lines": self.bad_lines, "reconnects": self.reconnects, "clock": h.get("clock")}
+
+
+def _fmt_us(v: float | None) -> str:
+    return "-" if v is None else (f"{v / 1000:.1f} ms" if v >= 1000 else f"{v:.0f} us")
+
+
+def _fmt_bytes(v: Any) -> str:
+    return "-" if not isinstance(v, int | float) else f"{v / 1024:,.0f} KiB"
+
+
+def render(st: State) -> Any:
+    """A rich renderable of the state (detections, latency, rate, arena, memory, drops, recent log)."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+
+    h = st.hello or {}
+    s = st.stats or {}
+    head = (f"[b]{st.port}[/b] {'connected' if st.connected else '[red]waiting for the board[/red]'}  "
+            f"fw {h.get('fw', '?')}  model {str(h.get('model_sha256', '?'))[:12]}  "
+            f"timings: {h.get('clock', '?')} clock")
+    det = Table("label", "score", "audio time", "patch", title="detections", expand=True)
+    for d in st.detections:
+        det.add_row(str(d.get("label")), f"{d.get('score', 0):.2f}", f"{d.get('ts_ms', 0) / 1000:.2f} s",
+                    str(d.get("patch")))
+    perf = Table("", "p50", "p95", title="latency", expand=True)
+    for key, name in (("frontend_us", "frontend / frame"), ("invoke_us", "invoke"), ("e2e_us", "end to end")):
+        p50, p95 = st.latency(key)
+        perf.add_row(name, _fmt_us(p50), _fmt_us(p95))
+    rate = st.rate()
+    a = st.arena() or {}
+    info = Table.grid(padding=(0, 2))
+    info.add_row("inferences/s", "-" if rate is None else f"{rate:.2f}",
+                 "inferences", str(s.get("inferences", "-")))
+    info.add_row("arena", f"{_fmt_bytes(a.get('used'))} / {_fmt_bytes(a.get('size'))} in {a.get('where', '?')}",
+                 "dropped audio", f"{s.get('dropped_samples', '-')} samples")
+    info.add_row("heap free", _fmt_bytes(s.get("heap_free", h.get("heap_free"))),
+                 "PSRAM free", _fmt_bytes(s.get("psram_free", h.get("psram_free"))))
+    info.add_row("bad lines", f"{st.bad_lines} here, {s.get('bad_lines', '-')} on board",
+                 "reconnects", str(st.reconnects))
+    parts: list[Any] = [head, det, perf, info]
+    if st.errors:
+        parts.append("[red]" + "\n".join(f"{e.get('code')}: {e.get('msg')}" for e in st.errors) + "[/red]")
+    parts.append(Panel("\n".join(st.logs) or "(no log lines yet)", title="log", border_style="dim"))
+    return Group(*parts)
+
+
+class Sink:
+    """Where events go: the live state, stdout as JSON lines, a JSONL file flushed per line."""
+
+    def __init__(self, state: State, json_out: IO[str] | None = None, log_file: IO[str] | None = None,
+                 echo_log: Callable[[str], None] | None = None):
+        self.state, self.json_out, self.log_file, self.echo_log = state, json_out, log_file, echo_log
+
+    def _record(self, obj: dict[str, Any]) -> None:
+        line = json.dumps(obj, separators=(",", ":"))
+        for f in (self.json_out, self.log_file):
+            if f is not None:
+                f.write(line + "\n")
+                f.flush()
+
+    def line(self, item: wire.Line) -> None:
+        now = time.time()
+        if item.kind == "log":
+            self.state.logs.append(item.text)
+            if self.echo_log:
+                self.echo_log(item.text)
+            self._record({"t": "log", "text": item.text, "host_ts": round(now, 3)})
+        elif item.kind == "bad":
+            self.state.bad_lines += 1
+        else:
+            self.state.add(item.msg)
+            self._record({**item.msg, "host_ts": round(now, 3)})
+
+
+def pump(port: Any, splitter: wire.Splitter, sink: Sink, stop: Callable[[], bool]) -> None:
+    """Read until ``stop()`` or until the port fails (the exception propagates for the reconnect loop)."""
+    while not stop():
+        data = port.read(max(1, int(getattr(port, "in_waiting", 0) or 0)))
+        if not data:
+            continue
+        for raw in splitter.feed(data):
+            sink.line(wire.classify(raw))
+        sink.state.bad_lines += splitter.overlong
+        splitter.overlong = 0
+
+
+def run(opener: Callable[[], Any], sink: Sink, stop: Callable[[], bool], reset: Callable[[Any], None] | None,
+        reconnect_wait: Callable[[], None] | None = None, on_connect: Callable[[Any], None] | None = None) -> None:
+    """Open, reset once, pump; when the device drops, wait for it and open again, until ``stop()``."""
+    first = True
+    while not stop():
+        try:
+            port = opener()
+        except Exception:
+            if reconnect_wait is None:
+                raise
+            reconnect_wait()
+            continue
+        sink.state.connected = True
+        splitter = wire.Splitter()
+        try:
+            if first and reset is not None:
+                reset(port)
+            first = False
+            if on_connect:
+                on_connect(port)
+            pump(port, splitter, sink, stop)
+        except (OSError, Exception) as exc:  # SerialException, EIO from a vanished USB device
+            if reconnect_wait is None or isinstance(exc, KeyboardInterrupt):
+                raise
+            sink.state.connected = False
+            sink.state.reconnects += 1
+            sink.line(wire.Line("log", f"[yamflash monitor] port lost ({exc}); waiting for the board"))
+            reconnect_wait()
+        finally:
+            with contextlib.suppress(Exception):
+                port.close()
+    sink.state.connected = False
+
+
+def hardware_reset(seq: str) -> Callable[[Any], None]:
+    """A reset callable for a real board (esp_pylib's custom-reset language, as esptool's config uses)."""
+    from esp_pylib.serial_reset import execute_custom_reset, parse_custom_reset_sequence
+
+    try:
+        parse_custom_reset_sequence(seq)
+    except ValueError as exc:
+        from .errors import UserError
+
+        raise UserError(f"--reset-seq {seq!r} is not valid ({exc}); example: {DEFAULT_RESET}") from None
+
+    def do(port: Any) -> None:
+        with contextlib.suppress(OSError):  # a pty or a bridge without modem lines: nothing to toggle
+            execute_custom_reset(port, seq)
+
+    return do
+
+
+def sim_reset(port: Any) -> None:
+    """The virtual board has no EN line: ask it to reboot over the protocol."""
+    port.write(wire.encode({"t": "cmd", "id": 0, "cmd": "reset"}))
+
+
+def open_log(path: str | Path | None) -> IO[str] | None:
+    if not path:
+        return None
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return open(p, "a", buffering=1)
+
+
+def _classes(detect: tuple[str, ...], model_json: str) -> list[int]:
+    from .errors import UserError
+    from .manifest import load
+
+    labels = load(model_json).get("labels") or []
+    out = []
+    for name in detect:
+        if name.isdigit():
+            out.append(int(name))
+        elif name in labels:
+            out.append(labels.index(name))
+        else:
+            close = [lab for lab in labels if name.lower() in lab.lower()][:5]
+            raise UserError(f"--detect {name!r} is not a label of {model_json}" +
+                            (f"; did you mean: {', '.join(close)}?" if close else "."))
+    return out
+
+
+def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool, reset_seq: str | None,
+         duration: float | None, detect: tuple[str, ...], threshold: float | None, model_json: str,
+         mic: str | None, fast: bool, sim_flash: str) -> None:
+    """The `yamflash monitor` command: connect (auto/sim/path), reset, then pump into the chosen outputs."""
+    import sys
+
+    from . import ports
+    from .errors import UserError
+
+    spawned = None
+    classes = _classes(detect, model_json) if detect else []
+    if port == "sim":
+        from .sim.process import find_running, spawn
+
+        device = None if mic else find_running(sim_flash)
+        if device is None:
+            if not Path(sim_flash).is_file():
+                raise UserError(f"the virtual board has no flash ({sim_flash}); run `yamflash flash --port sim`.")
+            spawned = spawn(sim_flash, mic=mic, fast=fast)
+            device = spawned.pty
+        cand = None
+        do_reset: Callable[[Any], None] | None = sim_reset if (reset and not spawned) else None
+    else:
+        target = ports.resolve(port, ask=ports.ask_click)
+        cand = target if isinstance(target, ports.Candidate) else None
+        device = cand.device if cand else str(target)
+        do_reset = hardware_reset(reset_seq or DEFAULT_RESET) if reset else None
+
+    state = State(port=device)
+    log_file = open_log(log_path)
+    live = None
+    if not as_json:
+        from rich.console import Console
+        from rich.live import Live
+
+        live = Live(render(state), console=Console(stderr=False), refresh_per_second=4)
+    sink = Sink(state, json_out=sys.stdout if as_json else None, log_file=log_file)
+    t_end = None if duration is None else time.monotonic() + duration
+    current = {"device": device}
+
+    def stop() -> bool:
+        if live is not None:
+            live.update(render(state))
+        return t_end is not None and time.monotonic() >= t_end
+
+    def opener() -> Any:
+        return ports.open_serial(current["device"], baud=baud)
+
+    def wait_again() -> None:
+        if cand is not None:
+            current["device"] = ports.wait_for(cand, timeout=3600)
+        else:
+            time.sleep(0.5)
+
+    def configure(p: Any) -> None:
+        if classes:
+            msg: dict[str, Any] = {"t": "cmd", "id": 1, "cmd": "detector", "classes": classes}
+            if threshold is not None:
+                msg["threshold"] = threshold
+            p.write(wire.encode(msg))
+
+    try:
+        if live is not None:
+            live.start()
+        run(opener, sink, stop, do_reset, reconnect_wait=wait_again, on_connect=configure)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live is not None:
+            live.update(render(state))
+            live.stop()
+        if as_json:
+            sys.stdout.write(json.dumps(state.summary()) + "\n")
+        if log_file:
+            log_file.close()
+        if spawned:
+            spawned.stop()
