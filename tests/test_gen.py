@@ -362,10 +362,8 @@ def test_op_resolver_compiles_against_stub(tmp_path: Path) -> None:
 # ---- the real converted model ----------------------------------------------------------------------
 
 
-def test_real_model_generates(tmp_path: Path) -> None:
-    model = ROOT / "build" / "try1" / "model.json"
-    if not model.is_file():
-        pytest.skip(f"{model} is absent (run `yamflash convert --out build/try1`)")
+def test_real_model_generates(tmp_path: Path, converted: Path) -> None:
+    model = converted / "model.json"
     fw = firmware_dir(tmp_path)
     r = gen.generate(model, gen.GenConfig(), fw)
     mp = r.plan.model_partition

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -73,7 +75,8 @@ def write_model(weights: YamnetWeights, names: list[str], labels_source: str | N
 
     num_classes = int(weights.kernels["logits"].shape[1])
     float_model = build(weights)
-    tflite, recipe = quantize.convert_int8(weights, calib, log=log)
+    with contextlib.redirect_stdout(sys.stderr):  # TensorFlow prints export chatter; stdout is for --json
+        tflite, recipe = quantize.convert_int8(weights, calib, log=log)
     t_conv = time.monotonic() - t0
 
     with tempfile.TemporaryDirectory() as td:  # inspect reads a file; nothing lands in `out` until the end
