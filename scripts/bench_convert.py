@@ -1,0 +1,103 @@
+"""Compare INT8 conversion recipes on the shared data: fidelity in TFLite Micro, arena, conversion time.
+
+Uses the same calibration draw and held-out split as ``yamflash convert`` (``dataset.collect``, seed 0,
+30 % of the files held out), runs each recipe, evaluates the INT8 model in TFLite Micro against the float
+Keras model on the held-out patches and writes build/bench/convert.json.
+
+    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_convert.py [--recipes eq-joint,eq-sens,ptq-minmax]
+
+Rows of recipes not named in --recipes are kept from an existing output file (baselines need not be re-run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("YAMFLASH_DATA", ROOT.parent / "shared" / "data"))
+
+
+def tie_aware_top1(ref: np.ndarray, test: np.ndarray) -> float:
+    """Top-1 agreement counting a tie at the int8 maximum as agreement when the float top-1 is among it.
+
+    The int8 sigmoid output has 256 levels, so two near-saturated classes often share the maximum and a
+    plain argmax then picks the lower index; this figure separates that from real disagreement.
+    """
+    best = ref.argmax(1)
+    return float(np.mean(test[np.arange(len(test)), best] >= test.max(1)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=str(DATA / "models" / "yamnet_keras_drq_logmel_out.tflite"))
+    ap.add_argument("--calib-dir", default=str(DATA / "audio" / "esc50-16k-dev" / "audio"))
+    ap.add_argument("--calib-count", type=int, default=1000)
+    ap.add_argument("--eval-count", type=int, default=None, help="evaluate on at most this many patches")
+    ap.add_argument("--recipes", default="eq-joint,eq-sens,ptq-minmax")
+    ap.add_argument("--out", default=str(ROOT / "build" / "bench" / "convert.json"))
+    args = ap.parse_args(argv)
+
+    from yamflash import dataset, fidelity, quantize
+    from yamflash.model import build, float_scores
+    from yamflash.tflm import MicroModel, arena_bytes
+    from yamflash.weights import load_weights
+
+    weights = load_weights(args.weights)
+    calib, ev, info = dataset.collect(args.calib_dir, None, args.calib_count, args.eval_count, seed=0)
+    assert ev is not None
+    ref = float_scores(build(weights), ev.patches)
+    out_dir = Path(args.out).parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"data": info, "machine_cpus": os.cpu_count(), "recipes": {}}
+    if Path(args.out).is_file():  # keep earlier rows (baselines) measured on the same data
+        old = json.loads(Path(args.out).read_text())
+        if old.get("data") == info:
+            results["recipes"] = old.get("recipes", {})
+    for name in args.recipes.split(","):
+        t0 = time.monotonic()
+        tfl, recipe = quantize.convert_int8(weights, calib, log=lambda m: print(f"  {m}", file=sys.stderr),
+                                            recipe=name)
+        secs = time.monotonic() - t0
+        (out_dir / f"{name}.tflite").write_bytes(tfl)
+        t1 = time.monotonic()
+        test = MicroModel(tfl).run(ev.patches)
+        fid = fidelity.compare(ref, test)
+        fid["top1_tie_aware"] = round(tie_aware_top1(ref, test), 4)
+        results["recipes"][name] = {
+            "fidelity": fid,
+            "arena_bytes": arena_bytes(tfl),
+            "model_bytes": len(tfl),
+            "convert_seconds": round(secs, 1),
+            "tflm_ms_per_patch": round(1000 * (time.monotonic() - t1) / max(1, len(ev.patches)), 1),
+            "recipe": recipe,
+        }
+        r = results["recipes"][name]
+        print(f"{name:12s} top1 {fid['top1_agreement']:.4f} (tie-aware {fid['top1_tie_aware']:.4f})  "
+              f"top5 {fid['top5_overlap']:.4f}  cosine {fid['cosine_mean']:.4f}  mae {fid['mae']:.5f}  "
+              f"max {fid['max_abs_error']:.3f}  arena {r['arena_bytes']:,}  convert {secs:.0f} s", flush=True)
+    # What no int8-output model can beat: float network, only the input and output rounded.
+    from yamflash.quant_sim import N_TENSORS, QuantSpec, Simulator
+
+    ranges = np.zeros((N_TENSORS, 2), np.float32)
+    ranges[0] = [min(0.0, float(calib.min())), float(calib.max())]
+    ceil = Simulator(weights).scores(ev.patches, QuantSpec(ranges, weights=False, output=True))
+    results["ceiling_int8_input_output"] = fidelity.compare(ref, ceil) | {
+        "top1_tie_aware": round(tie_aware_top1(ref, ceil), 4)}
+    c = results["ceiling_int8_input_output"]
+    print(f"{'ceiling':12s} top1 {c['top1_agreement']:.4f} (tie-aware {c['top1_tie_aware']:.4f})  "
+          f"cosine {c['cosine_mean']:.4f}  (float network, int8 input and output only)")
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

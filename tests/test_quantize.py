@@ -1,0 +1,176 @@
+"""The pieces of the INT8 recipe that can be checked without a full calibration: equalization keeps the
+float function, factors do what they say, and the flatbuffer edit round-trips and still loads in TFLM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from yamflash.weights import YamnetWeights, expected_shapes
+
+pytest.importorskip("tensorflow")
+
+
+def random_weights(seed: int = 0) -> YamnetWeights:
+    """YAMNet-shaped weights with He-like scales, so activations stay in a sane range through 28 layers."""
+    rng = np.random.default_rng(seed)
+    kernels, biases = {}, {}
+    for name, shape in expected_shapes().items():
+        fan_in = int(np.prod(shape[:2])) * (1 if "depthwise" in name else shape[-2])
+        fan_in = shape[0] if name == "logits" else fan_in
+        kernels[name] = (rng.normal(0, np.sqrt(2.0 / fan_in), shape)).astype(np.float32)
+        n = shape[2] if "depthwise" in name else shape[-1]
+        biases[name] = rng.normal(0, 0.1, n).astype(np.float32)
+    return YamnetWeights(kernels, biases, "relu")
+
+
+@pytest.fixture(scope="module")
+def patches() -> np.ndarray:
+    return np.random.default_rng(1).normal(-3, 2, (3, 96, 64)).astype(np.float32)
+
+
+def test_scale_channels_keeps_the_float_function(patches: np.ndarray) -> None:
+    from yamflash import quant_equalize as qe
+    from yamflash.quant_sim import Simulator
+
+    w = random_weights()
+    ref = Simulator(w).scores(patches, logits=True)
+    rng = np.random.default_rng(2)
+    eq = qe.copy_weights(w)
+    for t in qe.tensors_scaled():
+        n = eq.biases[qe.layer_plan()[t - 1][0]].shape[0]
+        qe.scale_channels(eq, t, np.exp(rng.uniform(-3, 3, n)).astype(np.float32))
+    got = Simulator(eq).scores(patches, logits=True)
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3 * float(np.abs(ref).max()))
+    assert not np.allclose(eq.kernels["layer5/pointwise_conv"], w.kernels["layer5/pointwise_conv"])
+
+
+def test_scale_channels_refuses_what_would_change_the_function() -> None:
+    from yamflash import quant_equalize as qe
+
+    w = random_weights()
+    with pytest.raises(ValueError):
+        qe.scale_channels(w, 3, np.zeros(64, np.float32))
+    with pytest.raises(ValueError):
+        qe.scale_channels(w, 28, np.ones(1024, np.float32))
+    w6 = YamnetWeights(w.kernels, w.biases, "relu6")
+    with pytest.raises(ValueError):
+        qe.scale_channels(w6, 3, np.ones(64, np.float32))
+
+
+def test_equalization_factors_bring_live_channels_together_and_leave_dead_ones() -> None:
+    from yamflash.quant_equalize import equalization_factors
+
+    r = np.array([0.0, 0.5, 2.0, 40.0], np.float32)
+    f = equalization_factors(r, None, 0.5)
+    assert f[0] == 1.0
+    scaled = r[1:] * f[1:]
+    assert np.ptp(scaled) < 1e-4 * scaled.max()
+    g = equalization_factors(r, np.ones(4, np.float32), 0.5)  # classic CLE: sqrt balance
+    assert np.ptp(r[1:] * g[1:]) < np.ptp(r[1:]) and np.all(g > 0)
+
+
+def test_affine_keeps_zero_exact() -> None:
+    from yamflash.quant_flatbuffer import _affine
+
+    assert _affine(0.0, 2.55) == pytest.approx((0.01, -128))
+    s, zp = _affine(-6.9, 5.4)
+    assert abs((-128 - zp) * s + 6.9) < s and abs((127 - zp) * s - 5.4) < s
+
+
+@pytest.mark.slow
+def test_set_ranges_round_trips_and_runs_in_tflm(patches: np.ndarray) -> None:
+    pytest.importorskip("tflite_micro")
+    from yamflash.quant_flatbuffer import graph_tensors, read_ranges, set_ranges
+    from yamflash.quant_sim import LOGITS_T, N_TENSORS, layer_plan
+    from yamflash.quantize import _converter_bytes
+    from yamflash.tflite_fb import FlatModel
+    from yamflash.tflm import MicroModel
+
+    w = random_weights()
+    tfl = _converter_bytes(w, patches[:2])
+    ranges = np.tile(np.array([0.0, 3.0], np.float32), (N_TENSORS, 1))
+    ranges[0] = [-6.9, 5.4]
+    ranges[LOGITS_T] = [-8.0, 8.0]
+    biases = [w.biases[name] for name, _, _ in layer_plan()]
+    out = set_ranges(tfl, ranges, biases)
+    got = read_ranges(out)
+    step = (ranges[:, 1] - ranges[:, 0]) / 255
+    assert np.all(np.abs(got - ranges) <= step[:, None] + 1e-6)
+    fm = FlatModel(out)
+    _, weighted = graph_tensors(fm)
+    for op, b in zip(weighted, biases, strict=True):
+        deq = fm.constant(op.inputs[2])
+        sin = float(fm.tensor(op.inputs[0]).quantization.scale[0])
+        sw = fm.quantization(op.inputs[1])[0]
+        assert np.all(np.abs(deq - b) <= 0.5 * sin * sw + 1e-9)
+    micro = MicroModel(out)
+    assert micro.output_quant == pytest.approx((1 / 256, -128))
+    assert micro.input_quant[0] == pytest.approx(12.3 / 255, rel=1e-4)
+    scores = micro.run(patches[:1])
+    assert scores.shape == (1, 521) and np.all((scores >= 0) & (scores <= 1))
+
+
+class _StubSim:
+    """Scores that depend on the ranges in a known way: error is smallest at hi = 2 for every tensor."""
+
+    def scores(self, patches: np.ndarray, spec: object = None) -> np.ndarray:
+        if spec is None:
+            return np.zeros((len(patches), 4))
+        hi = spec.ranges[1:29, 1]  # type: ignore[attr-defined]
+        return np.full((len(patches), 4), float(np.sum((np.log(hi / 2.0)) ** 2)))
+
+
+def test_joint_range_search_never_worsens_its_objective() -> None:
+    from yamflash.quant_sim import N_TENSORS
+    from yamflash.quantize import joint_ranges
+
+    ranges = np.tile(np.array([0.0, 1.0], np.float32), (N_TENSORS, 1))
+    ranges[5, 1], ranges[9, 1] = 2.0, 7.0
+    sim = _StubSim()
+    tune = np.zeros((3, 96, 64), np.float32)
+
+    def err(r: np.ndarray) -> float:
+        from yamflash.quant_sim import QuantSpec
+
+        return float(np.mean(sim.scores(tune, QuantSpec(r)) ** 2))
+
+    out, gains = joint_ranges(sim, ranges, tune, (1.3, 0.8, 0.6), 2, log=lambda m: None)
+    assert err(out) < err(ranges)
+    assert out[5, 1] == 2.0  # already optimal: left alone
+    assert np.all(out[0] == ranges[0]) and np.all(out[29] == ranges[29])
+    assert len(gains) == 28 and all(g > 0 for g in gains)
+
+
+def test_finetune_at_lr_zero_keeps_the_weights(patches: np.ndarray) -> None:
+    from yamflash.quant_finetune import finetune
+    from yamflash.quant_sim import N_TENSORS
+
+    w = random_weights()
+    ranges = np.tile(np.array([0.0, 3.0], np.float32), (N_TENSORS, 1))
+    out, losses = finetune(w, ranges, patches[:2], steps=3, batch=1, lr=0.0,
+                           teacher=np.full((2, 521), 0.5, np.float32), log=lambda m: None)
+    assert losses == []
+    for name in w.kernels:
+        np.testing.assert_array_equal(out.kernels[name], w.kernels[name])
+        np.testing.assert_array_equal(out.biases[name], w.biases[name])
+
+
+@pytest.mark.slow
+def test_finetune_step_moves_weights_by_at_most_lr_quantization_steps(patches: np.ndarray) -> None:
+    from yamflash.quant_finetune import _steps, finetune
+    from yamflash.quant_sim import N_TENSORS, _flat, layer_plan
+
+    w = random_weights()
+    ranges = np.tile(np.array([0.0, 3.0], np.float32), (N_TENSORS, 1))
+    ranges[0], ranges[29] = [-9.0, 3.0], [-8.0, 8.0]
+    lr = 0.5
+    out, losses = finetune(w, ranges, patches[:2], steps=1, batch=2, lr=lr,
+                           teacher=np.full((2, 521), 0.5, np.float32), log=lambda m: None)
+    assert len(losses) == 1 and np.isfinite(losses[0])
+    sk, _ = _steps(_flat(w)[0], ranges)
+    moved = False
+    for (name, _, _), s in zip(layer_plan(), sk, strict=True):
+        d = np.abs(out.kernels[name] - w.kernels[name])
+        assert np.all(d <= lr * s * 1.01 + 1e-7)
+        moved |= bool(np.any(d > 0))
+    assert moved
