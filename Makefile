@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	@rm -f $@
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --cache-dir $(PIP_CACHE) -e '.[convert,plot,test]'
+	$(PY) -m pip install -q --cache-dir $(PIP_CACHE) -e '.[convert,plot,firmware,test]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -4,7 +4,7 @@ Uses the same calibration draw and held-out split as ``yamflash convert`` (``dat
 30 % of the files held out), runs each recipe, evaluates the INT8 model in TFLite Micro against the float
 Keras model on the held-out patches and writes build/bench/convert.json.
 
-    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_convert.py [--recipes eq-joint,eq-sens,ptq-minmax]
+    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_convert.py [--recipes eq-round,eq-joint,eq-sens,ptq-minmax]
 
 Rows of recipes not named in --recipes are kept from an existing output file (baselines need not be re-run).
 """
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calib-dir", default=str(DATA / "audio" / "esc50-16k-dev" / "audio"))
     ap.add_argument("--calib-count", type=int, default=1000)
     ap.add_argument("--eval-count", type=int, default=None, help="evaluate on at most this many patches")
-    ap.add_argument("--recipes", default="eq-joint,eq-sens,ptq-minmax")
+    ap.add_argument("--recipes", default="eq-round,eq-joint,eq-sens,ptq-minmax")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench" / "convert.json"))
     args = ap.parse_args(argv)
 

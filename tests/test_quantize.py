@@ -174,3 +174,58 @@ def test_finetune_step_moves_weights_by_at_most_lr_quantization_steps(patches: n
         assert np.all(d <= lr * s * 1.01 + 1e-7)
         moved |= bool(np.any(d > 0))
     assert moved
+
+
+def _rounding_problem(seed: int = 0, n: int = 24, c: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(500, n))
+    x[:, 1] = x[:, 0] + 0.05 * x[:, 1]  # correlated inputs: where rounding jointly pays
+    w = rng.normal(size=(n, c)) * np.exp(rng.uniform(-2, 0, c))
+    return x.T @ x, x.T @ (x @ w), w
+
+
+def test_rounding_optimiser_never_worsens_its_objective_and_stays_on_the_grid() -> None:
+    from yamflash.quant_round import QMAX, grid_steps, objective, optimise_columns
+
+    for seed in range(3):
+        A, B, w = _rounding_problem(seed)
+        s0 = grid_steps(w)
+        nearest = objective(A, B / s0, np.rint(w / s0)) * s0**2
+        for span, clips in (("floorceil", (1.0,)), ("full", (1.0, 0.9, 0.8))):
+            wq, info = optimise_columns(w, A, B, span, clips)
+            s = grid_steps(wq.astype(np.float64))
+            q = wq / s
+            assert np.all(np.abs(q - np.rint(q)) < 1e-3)  # on the converter's grid
+            assert np.allclose(np.abs(np.rint(q)).max(0), QMAX)  # the step the converter will pick
+            got = objective(A, B / s, np.rint(q)) * s**2
+            assert np.all(got <= nearest + 1e-9 * np.abs(nearest))
+            assert info["optimised"] <= info["nearest"] + 1e-9 * abs(info["nearest"])
+            if span == "floorceil":  # AdaRound's set: each weight is its floor or its ceiling
+                v = w / s0
+                assert np.allclose(s, s0) and np.all((np.rint(q) >= np.floor(v)) & (np.rint(q) <= np.ceil(v)))
+        assert info["optimised"] < info["nearest"]
+
+
+def test_coordinate_descent_per_channel_matrices_matches_shared() -> None:
+    from yamflash.quant_round import coordinate_descent
+
+    A, B, w = _rounding_problem(4, n=9, c=5)
+    v = w / (np.abs(w).max(0) / 127)
+    lo, hi, q0 = np.floor(v), np.ceil(v), np.rint(v)
+    shared = coordinate_descent(A, B / (np.abs(w).max(0) / 127), q0, lo, hi)
+    per = coordinate_descent(np.repeat(A[None], 5, 0), B / (np.abs(w).max(0) / 127), q0, lo, hi)
+    np.testing.assert_array_equal(shared, per)
+
+
+@pytest.mark.slow
+def test_rounded_weights_survive_the_converter(patches: np.ndarray) -> None:
+    from yamflash.quant_round import grid_mismatch, optimise_rounding
+    from yamflash.quant_sim import N_TENSORS
+    from yamflash.quantize import _converter_bytes
+
+    w = random_weights()
+    w2, info = optimise_rounding(w, np.zeros((N_TENSORS, 2), np.float32), patches[:2], log=lambda m: None,
+                                 max_rows=2000, sweeps=1)
+    assert all(v["optimised"] <= v["nearest"] * (1 + 1e-9) + 1e-9 for v in info.values())
+    bad, scale_err = grid_mismatch(_converter_bytes(w2, patches[:2]), w2)
+    assert bad == 0 and scale_err < 1e-5

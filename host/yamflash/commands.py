@@ -390,3 +390,53 @@ def bench_cmd(board_spec: str | None, n: int, warmup: int, audio: str | None, se
         click.echo(f"yamflash: bench: {len(bad)} regression(s) beyond {tolerance:.0%}; worst {worst['metric']} "
                    f"{worst['change']:+.1%} ({worst['baseline']:,.0f} -> {worst['value']:,.0f})", err=True)
         sys.exit(1)
+
+
+# ---- distill (issue 6) ----------------------------------------------------------------------------------
+@cli.command("distill")
+@click.option("--weights", required=True, help="The teacher: yamnet.h5 or a YAMNet .tflite export.")
+@click.option("--data", type=str, default=None, help="Folder with one subfolder of audio per class.")
+@click.option("--csv", "csv_path", type=str, default=None, help="ESC-50-style CSV (filename, category[, fold]).")
+@click.option("--audio-dir", type=str, default=None, help="Where the CSV's files are (default: ../audio beside it).")
+@click.option("--where", multiple=True, help="Keep CSV rows with COLUMN=VALUE (e.g. esc10=True).")
+@click.option("--unlabelled", multiple=True,
+              help="Folder of unlabelled audio to distill on (repeatable; default: the labelled set's folders). "
+                   "Test clips are always held out.")
+@click.option("--out", "out_dir", default="build/distill", show_default=True)
+@click.option("--test-fraction", type=float, default=0.4, show_default=True)
+@click.option("--test-fold", type=str, default=None, help="Fold to test on (default: the last, when folds exist).")
+@click.option("--epochs", type=int, default=6, show_default=True, help="Passes over the unlabelled views.")
+@click.option("--views", type=int, default=4, show_default=True, help="Views of each unlabelled clip (1: none).")
+@click.option("--finetune-epochs", type=int, default=30, show_default=True,
+              help="Then train student and head together on the labelled clips (0: head only).")
+@click.option("--calib-count", type=int, default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def distill_cmd(weights: str, data: str | None, csv_path: str | None, audio_dir: str | None, where: tuple[str, ...],
+                unlabelled: tuple[str, ...], out_dir: str, test_fraction: float, test_fold: str | None, epochs: int,
+                views: int, finetune_epochs: int, calib_count: int, seed: int, as_json: bool) -> None:
+    """Distill YAMNet into a compact student (~140 K parameters), add a head for your classes, export INT8."""
+    from .distill import DistillConfig, run
+    from .train import confusion_table
+
+    conds = {}
+    for w in where:
+        if "=" not in w:
+            raise UserError(f"--where {w!r} must look like COLUMN=VALUE.")
+        key, value = w.split("=", 1)
+        conds[key] = value
+    cfg = DistillConfig(epochs=epochs, views=views, calib_count=calib_count, seed=seed,
+                        finetune_epochs=finetune_epochs)
+    m = run(weights, data, csv_path, audio_dir, conds, list(unlabelled), out_dir, test_fraction, test_fold, cfg)
+    t = m["training"]
+    if as_json:
+        click.echo(json.dumps(t, indent=2))
+        return
+    names = t["classes"]
+    click.echo(f"{len(names)} classes, {t['train_clips']} training clips, {t['test_clips']} test clips ({t['split']}); "
+               f"distilled on {t['distill']['patches']} patches of {t['distill']['unlabelled_files']} files")
+    click.echo(f"clip accuracy: student float {t['float']['accuracy']:.1%}, INT8 in TFLite Micro "
+               f"{t['int8_tflm']['accuracy']:.1%}")
+    click.echo(confusion_table(t["int8_tflm"], names))
+    click.echo(f"\n{m['parameters']:,} parameters, {m['model']['bytes']:,} bytes model, {m['arena_bytes']:,} bytes "
+               f"arena, {m['macs_per_patch']:,} MACs per patch; wrote {Path(out_dir) / 'model.tflite'} and model.json")

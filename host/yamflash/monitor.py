@@ -288,6 +288,9 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
         target = ports.resolve(port, ask=ports.ask_click)
         cand = target if isinstance(target, ports.Candidate) else None
         device = cand.device if cand else str(target)
+        if cand is None and device.startswith("/dev/") and not Path(device).exists():
+            # Waiting is for a board that re-enumerates; a port absent at start is a typo or a cable.
+            raise UserError(f"{device} does not exist; check the cable, or use --port auto.")
         do_reset = hardware_reset(reset_seq or DEFAULT_RESET) if reset else None
 
     state = State(port=device)

@@ -1,6 +1,6 @@
 """Float YAMNet -> full-INT8 TFLite (int8 patch in, int8 sigmoid scores out), builtin ops only.
 
-Three recipes:
+Four recipes:
 
 * ``ptq-minmax``: TensorFlow's converter alone, per-channel weights, min/max activation ranges. On real
   audio it collapses (see INT8-FINDINGS): one scale per deep tensor is set by a few huge channels.
@@ -11,9 +11,15 @@ Three recipes:
   tensor is quantized, measured on calibration patches in the batched simulator (``quant_sim``);
   (4) convert the equalized weights and write the chosen ranges and re-quantized biases into the
   flatbuffer (``quant_flatbuffer``).
-* ``eq-joint`` (default): ``eq-sens`` plus, between (3) and (4), one pass of coordinate descent on the
+* ``eq-joint``: ``eq-sens`` plus, between (3) and (4), one pass of coordinate descent on the
   ranges with everything quantized (weights, all activations, output), deepest tensor first, keeping a
   change of the upper bound (x1.3, x0.8, x0.6) only when it lowers the score MSE (``joint_ranges``).
+
+* ``eq-round`` (default): ``eq-joint`` with, right after equalization, the int8 rounding of every layer's
+  weights chosen to minimize the layer's output error on 400 calibration patches (float activations;
+  floor or ceil per weight, integer coordinate descent, ``quant_round``); the ranges are then searched
+  for the rounded weights against the float model. The int8 weights in the .tflite are checked to be
+  exactly the optimised ones. TFLite Micro, 780 held-out patches: top-1 0.873 vs 0.844 for eq-joint.
 
 A quantization-aware fine-tune of the equalized weights (``quant_finetune``) exists but is not part of
 any recipe: it did not improve the held-out calibration split measurably.
@@ -29,8 +35,8 @@ import numpy as np
 
 from .weights import YamnetWeights
 
-RECIPES = ("eq-joint", "eq-sens", "ptq-minmax")
-DEFAULT_RECIPE = "eq-joint"
+RECIPES = ("eq-joint", "eq-round", "eq-sens", "ptq-minmax")
+DEFAULT_RECIPE = "eq-round"
 LOGIT_CLAMP = (-8.0, 8.0)
 RANGE_FRACTIONS = (1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08)
 JOINT_FACTORS = (1.3, 0.8, 0.6)
@@ -45,6 +51,8 @@ def convert_int8(weights: YamnetWeights, calib: np.ndarray, log: Callable[[str],
         return _eq_sens(weights, calib, log, joint_passes=0, **options)
     if recipe == "eq-joint":
         return _eq_sens(weights, calib, log, **options)
+    if recipe == "eq-round":
+        return _eq_sens(weights, calib, log, round_patches=400, **options)
     raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
 
 
@@ -114,12 +122,12 @@ def minmax_ranges(samples: list[np.ndarray]) -> np.ndarray:
 
 
 def sensitivity_ranges(sim: Any, ranges: np.ndarray, tune: np.ndarray, fractions: tuple[float, ...],
-                       log: Callable[[str], None]) -> tuple[np.ndarray, list[float]]:
+                       log: Callable[[str], None], ref: np.ndarray | None = None) -> tuple[np.ndarray, list[float]]:
     """Per ReLU tensor, the fraction of its max range with the least score MSE when it alone (with the
     input) is quantized. Tensors interact little, so one pass of 1-D searches is enough."""
     from .quant_sim import EMBEDDING_T, QuantSpec
 
-    ref = sim.scores(tune)
+    ref = sim.scores(tune) if ref is None else ref
     base = np.zeros_like(ranges)
     base[0] = ranges[0]
     out = ranges.copy()
@@ -139,13 +147,13 @@ def sensitivity_ranges(sim: Any, ranges: np.ndarray, tune: np.ndarray, fractions
 
 
 def joint_ranges(sim: Any, ranges: np.ndarray, tune: np.ndarray, factors: tuple[float, ...], passes: int,
-                 log: Callable[[str], None]) -> tuple[np.ndarray, list[float]]:
+                 log: Callable[[str], None], ref: np.ndarray | None = None) -> tuple[np.ndarray, list[float]]:
     """Coordinate descent on the ReLU/embedding ranges with everything quantized (weights, all activations,
     output): from the deepest tensor up, try ``factors`` x the current upper bound and keep a change only
     when it lowers the score MSE on ``tune``. Catches the interactions the one-at-a-time search misses."""
     from .quant_sim import EMBEDDING_T, QuantSpec
 
-    ref = sim.scores(tune)
+    ref = sim.scores(tune) if ref is None else ref
 
     def err(r: np.ndarray) -> float:
         return float(np.mean((sim.scores(tune, QuantSpec(r)) - ref) ** 2))
@@ -170,7 +178,8 @@ def joint_ranges(sim: Any, ranges: np.ndarray, tune: np.ndarray, factors: tuple[
 def _eq_sens(weights: YamnetWeights, calib: np.ndarray, log: Callable[[str], None], alpha: float = 0.5,
              stats_patches: int = 600, tune_patches: int = 150,
              fractions: tuple[float, ...] = RANGE_FRACTIONS, joint_passes: int = 1,
-             joint_factors: tuple[float, ...] = JOINT_FACTORS) -> tuple[bytes, dict[str, Any]]:
+             joint_factors: tuple[float, ...] = JOINT_FACTORS,
+             round_patches: int = 0) -> tuple[bytes, dict[str, Any]]:
     from .quant_flatbuffer import set_ranges
     from .quant_sim import Simulator, layer_plan
 
@@ -183,18 +192,38 @@ def _eq_sens(weights: YamnetWeights, calib: np.ndarray, log: Callable[[str], Non
     tune = calib[np.sort(rng.choice(len(calib), min(tune_patches, len(calib)), replace=False))]
     log(f"equalizing channels (alpha {alpha}) from {len(stats)} calibration patches")
     weq = equalize(weights, channel_samples(Simulator(weights), stats), alpha)
+    ref = None
+    rounding: dict[str, Any] = {}
+    if round_patches:
+        from .quant_round import grid_mismatch, optimise_rounding
+        from .quant_sim import N_TENSORS
+
+        ref = Simulator(weq, batch=tune_patches).scores(tune)  # the float model: weights are about to move
+        rpat = calib[np.sort(rng.choice(len(calib), min(round_patches, len(calib)), replace=False))]
+        log(f"optimising weight rounding layer by layer on {len(rpat)} patches (float activations)")
+        weq, info = optimise_rounding(weq, np.zeros((N_TENSORS, 2), np.float32), rpat, log=log)
+        rounding = {"objective": "layer output MSE, float inputs", "span": "floor/ceil",
+                    "patches": int(len(rpat)),
+                    "error_ratio_vs_nearest": {k: round(v["optimised"] / max(v["nearest"], 1e-30), 4)
+                                               for k, v in info.items()}}
     sim = Simulator(weq, batch=tune_patches)
     ranges = minmax_ranges(channel_samples(sim, stats))
     log(f"searching activation ranges on {len(tune)} patches")
-    ranges, chosen = sensitivity_ranges(sim, ranges, tune, fractions, log)
+    ranges, chosen = sensitivity_ranges(sim, ranges, tune, fractions, log, ref)
     joint: list[float] = []
     if joint_passes:
-        ranges, joint = joint_ranges(sim, ranges, tune, joint_factors, joint_passes, log)
+        ranges, joint = joint_ranges(sim, ranges, tune, joint_factors, joint_passes, log, ref)
     log("converting and writing the ranges into the flatbuffer")
     tfl = _converter_bytes(weq, calib[:16])
     tfl = set_ranges(tfl, ranges, [weq.biases[name] for name, _, _ in layer_plan()])
+    if round_patches:
+        bad, scale_err = grid_mismatch(tfl, weq)
+        if bad:
+            raise RuntimeError(f"internal: the converter moved {bad} optimised int8 weights off their grid")
+        rounding["grid_check"] = {"weights_off_grid": bad, "max_scale_rel_error": scale_err}
     desc: dict[str, Any] = {
-        "recipe": "eq-joint" if joint_passes else "eq-sens",
+        "recipe": "eq-round" if round_patches else "eq-joint" if joint_passes else "eq-sens",
+        **({"weight_rounding": rounding} if round_patches else {}),
         "calibration_patches": int(len(calib)),
         "equalization": {"alpha": alpha, "statistic": "channel max", "patches": int(len(stats))},
         "range_search": {"objective": "score MSE, one tensor at a time", "patches": int(len(tune)),

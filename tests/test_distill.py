@@ -1,0 +1,129 @@
+"""`yamflash distill`: the student's budget and ops, bad input, the no-test-leak rule, and a real run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from yamflash import distill, train
+from yamflash.errors import UserError
+
+
+def _wav(path: Path, seed: int = 0, seconds: float = 1.0) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.random.default_rng(seed).normal(0, 0.1, int(16000 * seconds)).astype(np.float32), 16000)
+
+
+def test_student_fits_the_budget_and_converts_to_esp_nn_ops():
+    from yamflash.inspect_model import inspect
+    from yamflash.tflm import MicroModel
+
+    student = distill.build_student()
+    assert 100_000 <= student.count_params() <= 200_000
+    assert student.output_shape == (None, distill.EMBEDDING)
+    rng = np.random.default_rng(0)
+    k, b = rng.normal(0, 0.05, (distill.EMBEDDING, 3)).astype(np.float32), np.zeros(3, np.float32)
+    calib = rng.normal(-5, 3, (16, 96, 64)).astype(np.float32)
+    tfl = distill.to_int8(distill.classifier(student, k, b, 1), calib)
+    path = Path(__file__).parent.parent / "build" / "test-distill-student.tflite"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(tfl)
+    try:
+        rep = inspect(path)
+    finally:
+        path.unlink()
+    distill.check_ops(rep["op_counts"])
+    assert set(rep["op_counts"]) <= distill.ALLOWED_OPS and rep["compute_types"] == ["int8"]
+    assert rep["inputs"][0]["shape"] == [1, 96, 64] and rep["inputs"][0]["dtype"] == "int8"
+    assert MicroModel(tfl).output_quant == (1 / 256, -128)
+    assert rep["arena_bytes"] <= 128 * 1024 and len(tfl) <= 256 * 1024
+
+
+def test_check_ops_rejects_ops_outside_the_set():
+    with pytest.raises(UserError, match="ADD"):
+        distill.check_ops({"CONV_2D": 3, "ADD": 1})
+
+
+def test_unlabelled_set_never_holds_a_test_clip(tmp_path):
+    for seed, name in enumerate(("t1", "t2", "u1", "u2", "same_src")):
+        _wav(tmp_path / "lab" / f"{name}.wav", seed=seed)
+    shutil.copy(tmp_path / "lab" / "t1.wav", tmp_path / "lab" / "renamed_copy.wav")  # same content, other name
+    lab = tmp_path / "lab"
+    test = [train.Clip(lab / "t1.wav", "a", "src1"), train.Clip(lab / "t2.wav", "b", "src2")]
+    groups = {(lab / "same_src.wav").resolve(): "src2"}  # another take of a test source
+    files, held = distill.unlabelled_files([lab, lab], test, groups)  # a folder twice: no duplicates
+    assert [f.name for f in files] == ["u1.wav", "u2.wav"] and held == 4
+
+
+def test_esc10_split_is_held_out_of_the_unlabelled_set(data_dir):
+    csv_path = data_dir / "audio" / "esc50-16k-dev" / "meta" / "esc50.csv"
+    clips, groups, dirs = distill._labelled(None, str(csv_path), None, {"esc10": "True"})
+    _, test_idx = train.split(clips, 0.4, 0, None)  # what `train` and `distill` use by default
+    test = [clips[i] for i in test_idx]
+    files, held = distill.unlabelled_files(dirs, test, groups)
+    kept = {f.resolve() for f in files}
+    assert held >= len(test) and not kept & {c.path.resolve() for c in test}
+    test_sha = {distill._sha(c.path) for c in test}
+    assert not any(distill._sha(f) in test_sha for f in files)
+    assert not {groups.get(f.resolve()) for f in files} & {c.group for c in test}
+
+
+def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, drq_model):
+    cfg = distill.DistillConfig(epochs=1, views=1)
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="exactly one of"):
+        distill.run(str(drq_model), None, None, None, {}, [], str(out), 0.4, None, cfg)
+    _wav(tmp_path / "one" / "dog" / "a.wav")
+    _wav(tmp_path / "one" / "dog" / "b.wav", seed=1)
+    with pytest.raises(UserError, match="only one class"):
+        distill.run(str(drq_model), str(tmp_path / "one"), None, None, {}, [], str(out), 0.4, None, cfg)
+    with pytest.raises(UserError, match="at least 1"):
+        distill.run(str(drq_model), str(tmp_path / "one"), None, None, {}, [], str(out), 0.4, None,
+                    distill.DistillConfig(epochs=0))
+    assert not out.exists()
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    (tmp_path / "x.csv").write_text("name,label\na.wav,dog\n")
+    p = subprocess.run([sys.executable, "-m", "yamflash", "distill", "--weights", "w.tflite", "--csv",
+                        str(tmp_path / "x.csv"), "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("yamflash: error:")]
+    assert p.returncode == 2 and "Traceback" not in p.stderr and len(errors) == 1
+    assert "filename and category" in errors[0] and not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_distill_end_to_end(tmp_path, drq_model, data_dir):
+    """A short real run on part of ESC-10: artefacts and schema, not the accuracy target."""
+    esc = data_dir / "audio" / "esc50-16k-dev"
+    clips = train.clips_from_csv(esc / "meta" / "esc50.csv", None, {"esc10": "True"})
+    for c in clips:
+        if c.label in ("dog", "rooster", "rain"):
+            (tmp_path / "data" / c.label).mkdir(parents=True, exist_ok=True)
+            shutil.copy(c.path, tmp_path / "data" / c.label / c.path.name)
+    out = tmp_path / "o"
+    p = subprocess.run([sys.executable, "-m", "yamflash", "distill", "--weights", str(drq_model), "--data",
+                        str(tmp_path / "data"), "--unlabelled", str(tmp_path / "data"), "--unlabelled",
+                        str(data_dir / "audio" / "demo"), "--epochs", "1", "--views", "2", "--calib-count", "64",
+                        "--out", str(out), "--json"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    t = json.loads(p.stdout)
+    m = json.loads((out / "model.json").read_text())
+    assert m["schema"] == 1 and m["labels"] == ["dog", "rain", "rooster"] and m["output"]["shape"] == [1, 3]
+    assert m["output"]["scale"] == 1 / 256 and m["output"]["zero_point"] == -128
+    assert m["input"]["shape"] == [1, 96, 64] and m["input"]["dtype"] == "int8"
+    assert set(m["ops"]) <= distill.ALLOWED_OPS and m["arena_bytes"] <= 128 * 1024
+    assert m["model"]["bytes"] == (out / "model.tflite").stat().st_size <= 256 * 1024
+    assert 100_000 <= m["parameters"] <= 200_000 and m["macs_per_patch"] > 0
+    assert t["distill"]["held_out_test_files"] == t["test_clips"] > 0
+    assert t["int8_tflm"]["clips"] == t["test_clips"] and 0.0 <= t["float"]["accuracy"] <= 1.0
+    assert m["training"] == t and json.loads((out / "training.json").read_text()) == t
+    assert not list(out.glob(".*"))  # no temporary files left behind
