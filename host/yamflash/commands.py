@@ -233,6 +233,17 @@ def build_cmd(profile: str | None, tool: str, firmware_dir: str, out_dir: str) -
         click.echo(f"  {f['offset']:>9}  {f['role']:<16} {f['file']}  ({f['bytes']:,} bytes)")
 
 
+def parse_where(where: tuple[str, ...]) -> dict[str, str]:
+    """`--where COLUMN=VALUE` options as a dict (train and distill filter CSV rows with them)."""
+    conds = {}
+    for w in where:
+        if "=" not in w:
+            raise UserError(f"--where {w!r} must look like COLUMN=VALUE.")
+        key, value = w.split("=", 1)
+        conds[key] = value
+    return conds
+
+
 @cli.command()
 @click.option("--weights", required=True, help="yamnet.h5 or a YAMNet .tflite export.")
 @click.option("--data", type=str, default=None, help="Folder with one subfolder of audio per class.")
@@ -254,12 +265,7 @@ def train(weights: str, data: str | None, csv_path: str | None, audio_dir: str |
     from .manifest import load_labels
     from .train import confusion_table, run
 
-    conds = {}
-    for w in where:
-        if "=" not in w:
-            raise UserError(f"--where {w!r} must look like COLUMN=VALUE.")
-        key, value = w.split("=", 1)
-        conds[key] = value
+    conds = parse_where(where)
     m = run(weights, data, csv_path, audio_dir, conds, out_dir, list(keep), test_fraction, test_fold, seed,
             calib_count, load_labels(labels) if labels else None)
     t = m["training"]
@@ -419,12 +425,7 @@ def distill_cmd(weights: str, data: str | None, csv_path: str | None, audio_dir:
     from .distill import DistillConfig, run
     from .train import confusion_table
 
-    conds = {}
-    for w in where:
-        if "=" not in w:
-            raise UserError(f"--where {w!r} must look like COLUMN=VALUE.")
-        key, value = w.split("=", 1)
-        conds[key] = value
+    conds = parse_where(where)
     cfg = DistillConfig(epochs=epochs, views=views, calib_count=calib_count, seed=seed,
                         finetune_epochs=finetune_epochs)
     m = run(weights, data, csv_path, audio_dir, conds, list(unlabelled), out_dir, test_fraction, test_fold, cfg)

@@ -65,15 +65,11 @@ def write_model(weights: YamnetWeights, names: list[str], labels_source: str | N
 
     Shared by `convert` (YAMNet's 521 classes) and `train` (the same body with a new classifier).
     """
-    import tensorflow as tf
-    import tflite_micro
-
     from . import fidelity, quantize
     from .inspect_model import inspect
     from .model import build, float_scores
     from .tflm import MicroModel
 
-    num_classes = int(weights.kernels["logits"].shape[1])
     float_model = build(weights)
     with contextlib.redirect_stdout(sys.stderr):  # TensorFlow prints export chatter; stdout is for --json
         tflite, recipe = quantize.convert_int8(weights, calib, log=log)
@@ -93,15 +89,33 @@ def write_model(weights: YamnetWeights, names: list[str], labels_source: str | N
             _run_tracked(micro, ev.patches)
         fid = fidelity.compare(ref, test)
         fid["eval"] = cal_info.get("eval_dir")
+    m = model_record(tflite, report, micro, names, labels_source) | {
+        "weights": weights.source | {"activation": weights.activation},
+        "calibration": cal_info | recipe,
+        "fidelity": fid,
+        "convert_seconds": round(time.monotonic() - t0, 1),
+        "quantize_seconds": round(t_conv, 1),
+        "tool_versions": tool_versions(),
+    }
+    m.update(extra or {})
+    manifest.atomic_write(out / "model.tflite", tflite)
+    manifest.write(out / "model.json", m)
+    return m
+
+
+def model_record(tflite: bytes, report: dict[str, Any], micro: Any, names: list[str],
+                 labels_source: str | None) -> dict[str, Any]:
+    """The manifest fields every exported model has (convert, train, distill): file, I/O, frontend, ops, arena."""
+    import tflite_micro
+
     si, zi = micro.input_quant
     so, zo = micro.output_quant
-    sha = hashlib.sha256(tflite).hexdigest()
-    m = {
+    return {
         "schema": manifest.SCHEMA,
         "generator": f"yamflash {__version__}",
-        "model": {"file": "model.tflite", "bytes": len(tflite), "sha256": sha},
+        "model": {"file": "model.tflite", "bytes": len(tflite), "sha256": hashlib.sha256(tflite).hexdigest()},
         "input": {"shape": [1, 96, 64], "dtype": "int8", "scale": si, "zero_point": zi, "kind": "log-mel patch"},
-        "output": {"shape": [1, num_classes], "dtype": "int8", "scale": so, "zero_point": zo,
+        "output": {"shape": [1, len(names)], "dtype": "int8", "scale": so, "zero_point": zo,
                    "activation": "sigmoid"},
         "frontend": PARAMS.to_dict(),
         "labels": names,
@@ -112,18 +126,15 @@ def write_model(weights: YamnetWeights, names: list[str], labels_source: str | N
         "macs_per_patch": report["macs"],
         "arena_bytes": report["arena_bytes"],
         "arena_measured_on": f"host {platform.machine()}, tflite-micro {tflite_micro.__version__}",
-        "weights": weights.source | {"activation": weights.activation},
-        "calibration": cal_info | recipe,
-        "fidelity": fid,
-        "convert_seconds": round(time.monotonic() - t0, 1),
-        "quantize_seconds": round(t_conv, 1),
-        "tool_versions": {"tensorflow": tf.__version__, "tflite_micro": tflite_micro.__version__,
-                          "python": platform.python_version()},
     }
-    m.update(extra or {})
-    manifest.atomic_write(out / "model.tflite", tflite)
-    manifest.write(out / "model.json", m)
-    return m
+
+
+def tool_versions() -> dict[str, str]:
+    import tensorflow as tf
+    import tflite_micro
+
+    return {"tensorflow": tf.__version__, "tflite_micro": tflite_micro.__version__,
+            "python": platform.python_version()}
 
 
 def _run_tracked(micro: Any, patches: Any) -> Any:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, manifest
+from . import manifest
 from .audio import list_audio, load_audio
 from .errors import UserError
 from .frontend import PARAMS, waveform_to_patches
@@ -229,20 +228,10 @@ def finetune(model: Any, x: np.ndarray, y: np.ndarray, cfg: DistillConfig) -> di
 
 def to_int8(model: Any, calib: np.ndarray) -> bytes:
     """Plain post-training quantization: the ReLU6 student has bounded activations, so min/max is enough."""
-    import tensorflow as tf
+    from .quantize import ptq_int8
 
-    def representative() -> Any:
-        for p in calib:
-            yield [p[None].astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
     with contextlib.redirect_stdout(sys.stderr):  # export chatter; stdout is for --json
-        return bytes(conv.convert())
+        return ptq_int8(model, calib)
 
 
 def check_ops(ops: dict[str, int]) -> None:
@@ -270,10 +259,8 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
         unlabelled: list[str], out_dir: str, test_fraction: float, test_fold: str | None,
         cfg: DistillConfig) -> dict[str, Any]:
     """Distill, add a head, quantize, measure; write model.tflite + model.json + training.json at the end only."""
-    import tensorflow as tf
-    import tflite_micro
-
     from . import fidelity
+    from .convert import model_record, tool_versions
     from .inspect_model import inspect
     from .model import float_scores
     from .tflm import MicroModel
@@ -334,7 +321,6 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
     rep_int8 = clip_report(int8_scores, truth, names)
     fid = fidelity.compare(np.concatenate([float_scores(float_model, mels[i]) for i in test_idx]),
                            np.concatenate(int8_scores)) | {"eval": "test split"}
-    si, zi = micro.input_quant
     training = {
         "kind": "distilled student", "classes": names, "kept_audioset": [], "train_clips": len(train_idx),
         "test_clips": len(test_idx),
@@ -346,21 +332,7 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
         "config": asdict(cfg), "fit": head_fit,
         "float": rep_float, "int8_tflm": rep_int8,
     }
-    m = {
-        "schema": manifest.SCHEMA,
-        "generator": f"yamflash {__version__}",
-        "model": {"file": "model.tflite", "bytes": len(tflite), "sha256": hashlib.sha256(tflite).hexdigest()},
-        "input": {"shape": [1, 96, 64], "dtype": "int8", "scale": si, "zero_point": zi, "kind": "log-mel patch"},
-        "output": {"shape": [1, len(names)], "dtype": "int8", "scale": so, "zero_point": zo, "activation": "sigmoid"},
-        "frontend": PARAMS.to_dict(),
-        "labels": names,
-        "labels_source": data or csv_path,
-        "ops": sorted(report["op_counts"]),
-        "op_counts": report["op_counts"],
-        "parameters": report["parameters"],
-        "macs_per_patch": report["macs"],
-        "arena_bytes": report["arena_bytes"],
-        "arena_measured_on": f"host {platform.machine()}, tflite-micro {tflite_micro.__version__}",
+    m = model_record(tflite, report, micro, names, data or csv_path) | {
         "weights": {"format": "distilled student", "teacher": {k_: v for k_, v in weights.source.items()
                                                                 if k_ != "path"}, "activation": "relu6"},
         "calibration": {"seed": cfg.seed, "synthetic": False, "dir": "unlabelled set (test clips held out)",
@@ -370,8 +342,7 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
         "fidelity": fid,
         "convert_seconds": round(time.monotonic() - t0, 1),
         "quantize_seconds": round(t_q, 1),
-        "tool_versions": {"tensorflow": tf.__version__, "tflite_micro": tflite_micro.__version__,
-                          "python": platform.python_version()},
+        "tool_versions": tool_versions(),
         "training": training,
     }
     out = Path(out_dir)

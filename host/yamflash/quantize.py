@@ -57,11 +57,14 @@ def convert_int8(weights: YamnetWeights, calib: np.ndarray, log: Callable[[str],
 
 
 def _converter_bytes(weights: YamnetWeights, calib: np.ndarray) -> bytes:
-    import tensorflow as tf
-
     from .model import build
 
-    model = build(weights)
+    return ptq_int8(build(weights), calib)
+
+
+def ptq_int8(model: Any, calib: np.ndarray) -> bytes:
+    """TensorFlow's full-int8 post-training conversion (int8 in and out, min/max from ``calib``)."""
+    import tensorflow as tf
 
     def representative() -> Any:
         for p in calib:
