@@ -5,7 +5,7 @@ source), one after the other (one heavy process at a time), reads their model.js
 build/bench/custom.json plus a table: clip accuracy float / INT8 in TFLite Micro, parameters, weights
 bytes, arena and MACs, and whether each meets its target.
 
-    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_custom.py [--reuse] [--epochs 6 --views 4]
+    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_custom.py [--reuse] [--epochs 8 --views 3]
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", default=str(DATA / "models" / "yamnet_keras_drq_logmel_out.tflite"))
     ap.add_argument("--csv", default=str(DATA / "audio" / "esc50-16k-dev" / "meta" / "esc50.csv"))
     ap.add_argument("--demo", default=str(DATA / "audio" / "demo"), help="extra unlabelled audio for distill")
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--views", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--views", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuse", action="store_true", help="reuse build/esc10*/model.json when present")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench" / "custom.json"))

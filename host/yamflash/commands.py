@@ -411,8 +411,8 @@ def bench_cmd(board_spec: str | None, n: int, warmup: int, audio: str | None, se
 @click.option("--out", "out_dir", default="build/distill", show_default=True)
 @click.option("--test-fraction", type=float, default=0.4, show_default=True)
 @click.option("--test-fold", type=str, default=None, help="Fold to test on (default: the last, when folds exist).")
-@click.option("--epochs", type=int, default=6, show_default=True, help="Passes over the unlabelled views.")
-@click.option("--views", type=int, default=4, show_default=True, help="Views of each unlabelled clip (1: none).")
+@click.option("--epochs", type=int, default=8, show_default=True, help="Passes over the unlabelled views.")
+@click.option("--views", type=int, default=3, show_default=True, help="Views of each unlabelled clip (1: none).")
 @click.option("--finetune-epochs", type=int, default=30, show_default=True,
               help="Then train student and head together on the labelled clips (0: head only).")
 @click.option("--calib-count", type=int, default=500, show_default=True)

@@ -48,8 +48,8 @@ AUG_VERSION = 1  # bump when the augmented views change, so cached teacher outpu
 
 @dataclass(frozen=True)
 class DistillConfig:
-    epochs: int = 6
-    views: int = 4  # per unlabelled clip: the clip itself plus views-1 augmented copies
+    epochs: int = 8
+    views: int = 3  # per unlabelled clip: the clip itself plus views-1 augmented copies
     batch: int = 64
     lr: float = 3e-3
     score_weight: float = 1.0  # weight of the 521-score term beside the (normalized) embedding term
