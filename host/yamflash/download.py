@@ -48,7 +48,8 @@ def fetch(name: str, timeout: float = 20.0) -> Path:
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise UserError(f"cannot download {name} from {url} ({reason}); download it yourself and pass "
-                        f"--weights /path/to/yamnet.h5 (with make: WEIGHTS=/path/to/yamnet.h5; a YAMNet .tflite also works).") from None
+                        f"--weights /path/to/yamnet.h5 (with make: WEIGHTS=/path/to/yamnet.h5; "
+                        "a YAMNet .tflite also works).") from None
     if name in SHA256 and h.hexdigest() != SHA256[name]:
         raise UserError(f"downloaded {name} has sha256 {h.hexdigest()}, expected {SHA256[name]}; try again.")
     atomic_write(dest, b"".join(chunks))
