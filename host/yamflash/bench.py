@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .manifest import read_json
 
 PATCH_HOP_US = 480_000.0
 FRAMES_PER_HOP = 48
@@ -174,12 +175,8 @@ def compare_baseline(report: dict[str, Any], baseline: dict[str, Any], tolerance
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"baseline {path} does not exist; write one with `yamflash bench --out {path}`.") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"baseline {path} is not readable JSON ({exc}).") from None
+    doc = read_json(path, f"baseline {path} does not exist; write one with `yamflash bench --out {path}`.",
+                    f"baseline {path} is not readable JSON ({{exc}}).")
     if not isinstance(doc, dict) or doc.get("kind") != "yamflash-bench":
         raise UserError(f"{path} is not a `yamflash bench` report.")
     return doc

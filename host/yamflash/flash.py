@@ -8,7 +8,6 @@ fits its partition), so a bad build never half-flashes a board. The esptool-faci
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 
 from . import partitions
 from .errors import UserError
-from .manifest import atomic_write
+from .manifest import atomic_write, read_json
 
 SECTOR = 0x1000
 SIM_FLASH_SIZE = 16 << 20
@@ -57,12 +56,8 @@ def _int(v: Any) -> int:
 def load_plan(path: str | Path) -> Plan:
     """Read the build's flash manifest (flash.json) and its images; UserError on anything inconsistent."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist; run `yamflash build` (or `make flash`) first.") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable flash manifest ({exc}); run `yamflash build` again.") from None
+    doc = read_json(path, f"{path} does not exist; run `yamflash build` (or `make flash`) first.",
+                    f"{path} is not a readable flash manifest ({{exc}}); run `yamflash build` again.")
     files = doc.get("files")
     if isinstance(files, dict):
         files = [{"name": k, **(v if isinstance(v, dict) else {"file": v})} for k, v in files.items()]

@@ -34,14 +34,21 @@ def write(path: str | Path, manifest: dict[str, Any]) -> None:
     atomic_write(path, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
 
 
+def read_json(path: str | Path, missing: str, unreadable: str) -> Any:
+    """Parse a JSON file; a missing or broken file is a UserError: ``missing`` or ``unreadable``
+    (which may use ``{exc}``)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(missing) from None
+    except (OSError, ValueError) as exc:
+        raise UserError(unreadable.replace("{exc}", str(exc))) from None  # not .format: paths may hold braces
+
+
 def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    try:
-        m = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist; run `yamflash convert` first.") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable model.json ({exc}); run `yamflash convert` again.") from None
+    m = read_json(path, f"{path} does not exist; run `yamflash convert` first.",
+                  f"{path} is not a readable model.json ({{exc}}); run `yamflash convert` again.")
     if not isinstance(m, dict) or m.get("schema") != SCHEMA:
         raise UserError(f"{path} is not a yamflash model.json of schema {SCHEMA}; run `yamflash convert` again.")
     return m
