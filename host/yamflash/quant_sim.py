@@ -12,7 +12,7 @@ frequency) and 29 the logits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,11 +68,13 @@ def _fq_act(tf: Any, x: Any, lo: Any, hi: Any) -> Any:
 
 
 def forward(tf: Any, kernels: list[Any], biases: list[Any], x: Any, ranges: Any = None, qweights: bool = True,
-            qoutput: bool = True, taps: list[Any] | None = None) -> tuple[Any, Any]:
+            qoutput: bool = True, taps: list[Any] | None = None,
+            overrides: dict[int, Callable[[Any, Any], Any]] | None = None) -> tuple[Any, Any]:
     """(logits, scores) for patches x [n, 96, 64]. ``ranges`` None runs the float model.
 
     ``taps``, when given, receives every activation tensor 0..29 before its own quantization
-    (but computed from quantized upstream tensors).
+    (but computed from quantized upstream tensors). ``overrides`` maps a tensor to a function
+    (value, its [lo, hi] range) that replaces its quantization (diagnostics: clip only, more bits...).
     """
     plan = layer_plan()
     q = ranges is not None
@@ -80,6 +82,8 @@ def forward(tf: Any, kernels: list[Any], biases: list[Any], x: Any, ranges: Any 
     def act(t: int, v: Any) -> Any:
         if taps is not None:
             taps.append(v)
+        if overrides and t in overrides:
+            return overrides[t](v, ranges[t])
         return _fq_act(tf, v, ranges[t, 0], ranges[t, 1]) if q else v
 
     h = act(0, x)[..., None]

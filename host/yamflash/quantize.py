@@ -21,8 +21,13 @@ Four recipes:
   for the rounded weights against the float model. The int8 weights in the .tflite are checked to be
   exactly the optimised ones. TFLite Micro, 780 held-out patches: top-1 0.873 vs 0.844 for eq-joint.
 
-A quantization-aware fine-tune of the equalized weights (``quant_finetune``) exists but is not part of
-any recipe: it did not improve the held-out calibration split measurably.
+What limits it (``scripts/diagnose_int8.py``): one tensor, layer 12's pointwise output. Left in float it
+gives top-1 0.93 / cosine 0.992; clipping it costs little, its rounding costs the rest, and almost all
+of that comes from values below one int8 step, because layer 13's depthwise outputs are small residuals
+of large cancellations (pre-activation down to -15 against outputs under 0.6). It needs ~10 bits.
+Tried and dropped: per-channel MSE clips for depthwise inputs (no gain), layer-wise bias correction,
+quantization-aware fine-tunes of the whole net or of layers 12-14 on the calibration audio (the tail
+overfits 1,200 patches: train cosine up, held-out down; bias-only updates of a fraction of a step hurt).
 """
 
 from __future__ import annotations
