@@ -213,3 +213,29 @@ def test_rounded_weights_survive_the_converter(patches: np.ndarray) -> None:
     assert all(v["optimised"] <= v["nearest"] * (1 + 1e-9) + 1e-9 for v in info.values())
     bad, scale_err = grid_mismatch(_converter_bytes(w2, patches[:2]), w2)
     assert bad == 0 and scale_err < 1e-5
+
+
+@pytest.mark.slow
+def test_relu6_weights_take_the_recipe_without_equalization(patches: np.ndarray, tmp_path) -> None:
+    """Google's TF Hub weights use ReLU6: the recipe skips only the equalization, and TFLite Micro then
+    agrees with the simulator run at the recipe's own ranges."""
+    pytest.importorskip("tflite_micro")
+    from yamflash.quant_flatbuffer import read_ranges
+    from yamflash.quant_sim import QuantSpec, Simulator
+    from yamflash.quantize import convert_int8
+    from yamflash.tflm import MicroModel
+    from yamflash.weights import from_tflite
+
+    w = random_weights()
+    w6 = YamnetWeights(w.kernels, w.biases, "relu6")
+    calib = np.random.default_rng(3).normal(-3, 2, (12, 96, 64)).astype(np.float32)
+    tfl, desc = convert_int8(w6, calib, log=lambda m: None, recipe="eq-round", stats_patches=12, tune_patches=12)
+    assert desc["recipe"] == "eq-round" and desc["equalization"] == {"skipped": "ReLU6 weights"}
+    ranges = read_ranges(tfl)
+    assert np.all(ranges[1:28, 1] <= 6.0 + 6.0 / 255)  # ReLU6 outputs never need more
+    got = MicroModel(tfl).run(patches)
+    (tmp_path / "m.tflite").write_bytes(tfl)
+    wq = from_tflite(tmp_path / "m.tflite")  # the int8 weights the model holds (the rounding moved some)
+    assert wq.activation == "relu6"
+    sim = Simulator(wq).scores(patches, QuantSpec(ranges.astype(np.float32)))
+    assert np.abs(got - sim).max() <= 4 / 256 + 1e-6

@@ -224,9 +224,10 @@ def optimise_rounding(weights: YamnetWeights, ranges: np.ndarray, patches: np.nd
         b = tf.constant(bias)
 
         def step(x: Any, kern: Any, kind: str = kind, stride: int = stride, b: Any = b) -> Any:
+            relu = tf.nn.relu6 if weights.activation == "relu6" else tf.nn.relu
             if kind == "dw":
-                return tf.nn.relu(tf.nn.depthwise_conv2d(x, kern, [1, stride, stride, 1], "SAME") + b)
-            return tf.nn.relu(tf.nn.conv2d(x, kern, stride, "SAME") + b)
+                return relu(tf.nn.depthwise_conv2d(x, kern, [1, stride, stride, 1], "SAME") + b)
+            return relu(tf.nn.conv2d(x, kern, stride, "SAME") + b)
 
         xs = [(fq(step(xq, kq), li + 1), step(xf, kf)) for xq, xf in xs]
     return out, info

@@ -69,12 +69,13 @@ def _fq_act(tf: Any, x: Any, lo: Any, hi: Any) -> Any:
 
 def forward(tf: Any, kernels: list[Any], biases: list[Any], x: Any, ranges: Any = None, qweights: bool = True,
             qoutput: bool = True, taps: list[Any] | None = None,
-            overrides: dict[int, Callable[[Any, Any], Any]] | None = None) -> tuple[Any, Any]:
+            overrides: dict[int, Callable[[Any, Any], Any]] | None = None, relu6: bool = False) -> tuple[Any, Any]:
     """(logits, scores) for patches x [n, 96, 64]. ``ranges`` None runs the float model.
 
     ``taps``, when given, receives every activation tensor 0..29 before its own quantization
     (but computed from quantized upstream tensors). ``overrides`` maps a tensor to a function
     (value, its [lo, hi] range) that replaces its quantization (diagnostics: clip only, more bits...).
+    ``relu6`` for weights with ReLU6 activations (Google's TF Hub lite model).
     """
     plan = layer_plan()
     q = ranges is not None
@@ -93,7 +94,7 @@ def forward(tf: Any, kernels: list[Any], biases: list[Any], x: Any, ranges: Any 
             h = tf.nn.depthwise_conv2d(h, k, [1, stride, stride, 1], "SAME")
         else:
             h = tf.nn.conv2d(h, k, stride, "SAME")
-        h = act(i + 1, tf.nn.relu(h + biases[i]))
+        h = act(i + 1, (tf.nn.relu6 if relu6 else tf.nn.relu)(h + biases[i]))
     emb = act(EMBEDDING_T, tf.reduce_mean(h, axis=[1, 2]))
     k = _fq_weight(tf, kernels[-1], "fc") if q and qweights else kernels[-1]
     logits = act(LOGITS_T, tf.matmul(emb, k) + biases[-1])
@@ -111,13 +112,15 @@ class Simulator:
 
         self.tf = tf
         self.batch = batch
+        self.relu6 = weights.activation == "relu6"
         ks, bs = _flat(weights)
         self.kernels = [tf.constant(k, tf.float32) for k in ks]
         self.biases = [tf.constant(b, tf.float32) for b in bs]
         self._run = tf.function(self._call, reduce_retracing=True)
 
     def _call(self, x: Any, ranges: Any, quant: bool, qweights: bool, qoutput: bool) -> tuple[Any, Any]:
-        return forward(self.tf, self.kernels, self.biases, x, ranges if quant else None, qweights, qoutput)
+        return forward(self.tf, self.kernels, self.biases, x, ranges if quant else None, qweights, qoutput,
+                       relu6=self.relu6)
 
     def batches(self, patches: np.ndarray) -> Iterator[np.ndarray]:
         for i in range(0, len(patches), self.batch):
@@ -142,5 +145,5 @@ class Simulator:
         for xb in self.batches(patches):
             taps: list[Any] = []
             forward(tf, self.kernels, self.biases, tf.constant(xb, tf.float32), r,
-                    spec.weights if spec else False, True, taps)
+                    spec.weights if spec else False, True, taps, relu6=self.relu6)
             yield [taps[t].numpy() for t in tensors]
