@@ -25,10 +25,11 @@ ReLU6 weights (Google's TF Hub lite model) skip step (1) of the eq-* recipes, wh
 their ranges stay at or below 6; all else is the same. They are quantization-friendly: eq-round gives
 top-1 0.955 / cosine 0.9986 on the same held-out patches (ptq-minmax 0.906 / 0.997).
 
-What limits the yamnet.h5 weights (``scripts/diagnose_int8.py``): one tensor, layer 12's pointwise output. Left in float it
-gives top-1 0.93 / cosine 0.992; clipping it costs little, its rounding costs the rest, and almost all
-of that comes from values below one int8 step, because layer 13's depthwise outputs are small residuals
-of large cancellations (pre-activation down to -15 against outputs under 0.6). It needs ~10 bits.
+What limits the yamnet.h5 weights (``scripts/diagnose_int8.py``): one tensor, layer 12's pointwise
+output. Left in float it gives top-1 0.93 / cosine 0.992; clipping it costs little, its rounding costs
+the rest, and almost all of that comes from values below one int8 step, as layer 13's depthwise outputs
+are small residuals of large cancellations (pre-activation down to -15 against outputs under 0.6).
+It needs ~10 bits.
 Tried and dropped: per-channel MSE clips for depthwise inputs (no gain), layer-wise bias correction,
 quantization-aware fine-tunes of the whole net or of layers 12-14 on the calibration audio (the tail
 overfits 1,200 patches: train cosine up, held-out down; bias-only updates of a fraction of a step hurt).
