@@ -5,7 +5,10 @@ source), one after the other (one heavy process at a time), reads their model.js
 build/bench/custom.json plus a table: clip accuracy float / INT8 in TFLite Micro, parameters, weights
 bytes, arena and MACs, and whether each meets its target.
 
-    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_custom.py [--reuse] [--epochs 8 --views 3]
+    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_custom.py [--reuse] [--epochs N --views N]
+
+The distill options default to DistillConfig's defaults and are passed explicitly, so the numbers are
+those of the configuration `yamflash distill` documents.
 """
 
 from __future__ import annotations
@@ -55,19 +58,22 @@ def row(name: str, m: dict[str, Any], seconds: float | None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT / "host"))
+    from yamflash.distill import DistillConfig
+    from yamflash.manifest import atomic_write
+
+    dc = DistillConfig()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=str(DATA / "models" / "yamnet_keras_drq_logmel_out.tflite"))
     ap.add_argument("--csv", default=str(DATA / "audio" / "esc50-16k-dev" / "meta" / "esc50.csv"))
     ap.add_argument("--demo", default=str(DATA / "audio" / "demo"), help="extra unlabelled audio for distill")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--views", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=dc.epochs)
+    ap.add_argument("--views", type=int, default=dc.views)
+    ap.add_argument("--finetune-epochs", type=int, default=dc.finetune_epochs)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuse", action="store_true", help="reuse build/esc10*/model.json when present")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench" / "custom.json"))
     args = ap.parse_args(argv)
-
-    sys.path.insert(0, str(ROOT / "host"))
-    from yamflash.manifest import atomic_write
 
     exe = [sys.executable, "-m", "yamflash"]
     common = ["--weights", args.weights, "--csv", args.csv, "--where", "esc10=True", "--seed", str(args.seed)]
@@ -75,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     full, s_full = run_step([*exe, "train", *common, "--out", str(full_dir)], full_dir, args.reuse)
     unlabelled = ["--unlabelled", str(Path(args.csv).parent.parent / "audio"), "--unlabelled", args.demo]
     compact, s_compact = run_step([*exe, "distill", *common, *unlabelled, "--epochs", str(args.epochs), "--views",
-                                   str(args.views), "--out", str(compact_dir)], compact_dir, args.reuse)
+                                   str(args.views), "--finetune-epochs", str(args.finetune_epochs),
+                                   "--out", str(compact_dir)], compact_dir, args.reuse)
     rows = [row("full", full, s_full), row("compact", compact, s_compact)]
     report = {"schema": 1, "kind": "yamflash-bench-custom", "data": "ESC-10 of " + args.csv,
               "split": full["training"]["split"], "seed": args.seed, "metric": "clip accuracy, mean of patch scores",

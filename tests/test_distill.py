@@ -46,6 +46,23 @@ def test_student_fits_the_budget_and_converts_to_esp_nn_ops():
     assert rep["arena_bytes"] <= 128 * 1024 and len(tfl) <= 256 * 1024
 
 
+def test_student_mirrors_yamnet_layers():
+    from yamflash.weights import LAYER_DEFS
+
+    plan = distill.student_plan()
+    assert plan[0][1] == "conv" and [p[1] for p in plan[1:]] == ["dw", "pw"] * (len(distill.STUDENT_WIDTHS) - 1)
+    strides = [p[2] for p in plan if p[1] in ("conv", "dw")]
+    assert strides == [d[1] for d in LAYER_DEFS[: len(distill.STUDENT_WIDTHS)]]
+    assert plan[-1][3] == distill.EMBEDDING == 256
+
+
+def test_greedy_span_skips_redundant_channels():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(500, 3))
+    x = np.concatenate([base, base[:, :1] * 2.0, base[:, 1:2] + 1e-6 * rng.normal(size=(500, 1))], 1)
+    assert sorted(distill._greedy_span(x.T @ x, 3) % 3) == [0, 1, 2]  # one of each direction, never a copy
+
+
 def test_check_ops_rejects_ops_outside_the_set():
     with pytest.raises(UserError, match="ADD"):
         distill.check_ops({"CONV_2D": 3, "ADD": 1})
@@ -86,7 +103,7 @@ def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, drq_model):
         distill.run(str(drq_model), str(tmp_path / "one"), None, None, {}, [], str(out), 0.4, None, cfg)
     with pytest.raises(UserError, match="at least 1"):
         distill.run(str(drq_model), str(tmp_path / "one"), None, None, {}, [], str(out), 0.4, None,
-                    distill.DistillConfig(epochs=0))
+                    distill.DistillConfig(views=0))
     assert not out.exists()
 
 
