@@ -201,6 +201,16 @@ def test_detector_classes_by_label_or_index(tmp_path: Path) -> None:
         gen.resolve_classes(["Dogg"], r.plan.manifest["labels"])
 
 
+def test_default_detector_classes_follow_the_model() -> None:
+    """Nothing configured: Speech for YAMNet's AudioSet labels, every class of a trained model."""
+    audioset = ["Speech", "Child speech", "Dog"]
+    assert gen.resolve_classes([], audioset) == [0]
+    assert gen.resolve_classes([], ["dog", "rooster", "rain"]) == [0, 1, 2]
+    many = [f"sound {i}" for i in range(gen.MAX_DET_CLASSES + 5)]
+    assert gen.resolve_classes([], many) == list(range(gen.MAX_DET_CLASSES))
+    assert gen.resolve_classes(["rain"], ["dog", "rooster", "rain"]) == [2]
+
+
 def test_config_file_and_bad_key(tmp_path: Path) -> None:
     toml = tmp_path / "yamflash.toml"
     toml.write_text('[board]\nprofile = "esp32s3-n8r2"\nconsole = "uart"\napp_size = "3M"\n'

@@ -48,7 +48,8 @@ class MicConfig:
 
 @dataclass
 class DetectorConfig:
-    classes: list[str | int] = field(default_factory=lambda: ["Speech"])
+    # Empty: "Speech" for an AudioSet model, every class of a model trained on your own sounds
+    classes: list[str | int] = field(default_factory=list)
     threshold: float = 0.5
     window: int = 3
     min_count: int = 2
@@ -145,8 +146,18 @@ def resolve_ops(op_names: list[str]) -> list[tuple[str, str]]:
     return [(n, TFLM_OPS[n]) for n in sorted(set(op_names))]
 
 
+def default_classes(labels: list[str]) -> list[str | int]:
+    """What the detector watches when nothing is configured: Speech in YAMNet's 521 AudioSet classes;
+    in a model trained with `yamflash train`/`distill` (no Speech class), each of its classes."""
+    if "speech" in (name.lower() for name in labels):
+        return ["Speech"]
+    return list(range(min(len(labels), MAX_DET_CLASSES)))
+
+
 def resolve_classes(wanted: list[str | int], labels: list[str]) -> list[int]:
-    """Class indices for labels (case-insensitive) or indices; UserError suggesting near labels."""
+    """Class indices for labels (case-insensitive) or indices; UserError suggesting near labels.
+    Nothing wanted: ``default_classes``."""
+    wanted = wanted or default_classes(labels)
     lower = {name.lower(): i for i, name in enumerate(labels)}
     out: list[int] = []
     for w in wanted:
