@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .cli import cli
-from .distill import DistillConfig
+from .distill_config import DistillConfig
 from .errors import UserError
 
 

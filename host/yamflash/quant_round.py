@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .quant_sim import EMBEDDING_T, layer_plan
+from .quant_sim import EMBEDDING_T, layer_plan, relu_fn
 from .weights import YamnetWeights
 
 QMAX = 127
@@ -224,7 +224,7 @@ def optimise_rounding(weights: YamnetWeights, ranges: np.ndarray, patches: np.nd
         b = tf.constant(bias)
 
         def step(x: Any, kern: Any, kind: str = kind, stride: int = stride, b: Any = b) -> Any:
-            relu = tf.nn.relu6 if weights.activation == "relu6" else tf.nn.relu
+            relu = relu_fn(tf, weights.activation)
             if kind == "dw":
                 return relu(tf.nn.depthwise_conv2d(x, kern, [1, stride, stride, 1], "SAME") + b)
             return relu(tf.nn.conv2d(x, kern, stride, "SAME") + b)

@@ -49,6 +49,11 @@ def _flat(weights: YamnetWeights) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return [weights.kernels[n] for n in names], [weights.biases[n] for n in names]
 
 
+def relu_fn(tf: Any, activation: str) -> Any:
+    """The convolutions' activation: ReLU for yamnet.h5, ReLU6 for Google's TF Hub lite model."""
+    return tf.nn.relu6 if activation == "relu6" else tf.nn.relu
+
+
 def _fq_weight(tf: Any, k: Any, kind: str) -> Any:
     """Per-output-channel symmetric int8 (-127..127), as the TFLite converter quantizes weights."""
     if kind == "dw":
@@ -94,7 +99,7 @@ def forward(tf: Any, kernels: list[Any], biases: list[Any], x: Any, ranges: Any 
             h = tf.nn.depthwise_conv2d(h, k, [1, stride, stride, 1], "SAME")
         else:
             h = tf.nn.conv2d(h, k, stride, "SAME")
-        h = act(i + 1, (tf.nn.relu6 if relu6 else tf.nn.relu)(h + biases[i]))
+        h = act(i + 1, relu_fn(tf, "relu6" if relu6 else "relu")(h + biases[i]))
     emb = act(EMBEDDING_T, tf.reduce_mean(h, axis=[1, 2]))
     k = _fq_weight(tf, kernels[-1], "fc") if q and qweights else kernels[-1]
     logits = act(LOGITS_T, tf.matmul(emb, k) + biases[-1])
