@@ -16,7 +16,11 @@ MODEL_DIR ?= build/model
 
 help:
 	@echo "make test      set up .venv and run lint, C core tests and the pytest suite"
+	@echo "make demo      no board needed: convert, gen, build and flash the virtual board, play a clip, monitor"
 	@echo "make convert   convert YAMNet to INT8 (WEIGHTS=path/to/yamnet.h5 or a YAMNet .tflite)"
+	@echo "make flash     gen + build + flash a board (BOARD=esp32s3-n16r8|esp32s3-n8r2|sim, PORT=auto|/dev/ttyACM0,"
+	@echo "               GEN_ARGS='--watch Dog'); skips only what the board's flash already holds"
+	@echo "make monitor   live detections, latency and memory from the board on PORT"
 
 $(VENV)/.installed: pyproject.toml
 	@rm -f $@
@@ -59,16 +63,22 @@ PORT ?= auto
 WAV ?= $(firstword $(wildcard $(SHARED_DATA)/audio/demo/baby_5000ms.wav))
 DEMO_SECONDS ?= 12
 DETECT ?= Baby cry, infant cry
-.PHONY: flash monitor demo test-hil
+.PHONY: flash monitor demo test-hil firmware-build
 
 $(MODEL_DIR)/model.json: | venv
 	$(MAKE) convert
 
-build/firmware/$(BOARD)/flash.json: $(MODEL_DIR)/model.json
-	$(PY) -m yamflash gen --model $(MODEL_DIR)/model.json --board $(BOARD)
-	$(PY) -m yamflash build --board $(BOARD)
+# gen and build run every time: each is incremental by itself (gen rewrites only files whose content changed,
+# PlatformIO and idf.py recompile only what changed), so any changed input (model, yamflash.toml, GEN_ARGS,
+# templates, firmware sources, yamflash itself) reaches the board, and flash skips only when the board's
+# flash already holds every image. Gen settings for make: yamflash.toml, or GEN_ARGS='--watch Dog'.
+GEN_ARGS ?=
+BUILD_ARGS ?=
+firmware-build: $(MODEL_DIR)/model.json | venv
+	$(PY) -m yamflash gen --model $(MODEL_DIR)/model.json --board $(BOARD) $(GEN_ARGS)
+	$(PY) -m yamflash build --board $(BOARD) $(BUILD_ARGS)
 
-flash: build/firmware/$(BOARD)/flash.json
+flash: firmware-build
 	$(PY) -m yamflash flash --port $(PORT) --board $(BOARD)
 
 monitor: venv

@@ -220,6 +220,42 @@ def plan_layout(profile: profiles.Profile, storage: str, model_bytes: int, app_s
     return parts
 
 
+# Pins a microphone must not take on an ESP32-S3 (ESP32-S3 datasheet v1.9, section 2 "Pins": 2.3.2 IO MUX
+# functions, 2.4 strapping pins; ESP32-S3-WROOM-1 datasheet, pin notes for octal PSRAM modules).
+GPIO_ABSENT = frozenset(range(22, 26))  # the S3 has no GPIO 22-25
+GPIO_SPI_FLASH = frozenset(range(26, 33))  # SPICS1, SPIHD, SPIWP, SPICS0, SPICLK, SPIQ, SPID: flash and PSRAM
+GPIO_OCTAL_PSRAM = frozenset(range(33, 38))  # SPIIO4-7 and SPIDQS: taken by octal PSRAM
+GPIO_USB = frozenset((19, 20))  # USB D-/D+: the USB-Serial-JTAG console
+GPIO_UART0 = frozenset((43, 44))  # U0TXD/U0RXD: the UART console
+GPIO_STRAPPING = frozenset((0, 3, 45, 46))  # sampled at reset: a microphone driving one can change the boot mode
+
+
+def check_mic_pins(pins: dict[str, int], prof: profiles.Profile, console: str) -> None:
+    """UserError for a mic pin the board cannot give it: absent, wired to flash/PSRAM/console, strapping, shared."""
+    taken: list[tuple[frozenset[int], str]] = [
+        (GPIO_ABSENT, "does not exist on the ESP32-S3 (it has no GPIO 22-25)"),
+        (GPIO_SPI_FLASH, "is wired to the SPI flash and PSRAM"),
+        (GPIO_STRAPPING, "is a strapping pin sampled at reset (a microphone driving it can stop the board booting)"),
+    ]
+    if prof.psram == "octal":
+        taken.append((GPIO_OCTAL_PSRAM, f"is used by the octal PSRAM of {prof.name}"))
+    if console == "usb-serial-jtag":
+        taken.append((GPIO_USB, "is USB D-/D+, which carries the USB-Serial-JTAG console"))
+    if console == "uart":
+        taken.append((GPIO_UART0, "is UART0 TX/RX, which carries the UART console"))
+    seen: dict[int, str] = {}
+    for name, gpio in sorted(pins.items()):
+        if not 0 <= gpio <= 48:
+            raise UserError(f"mic pin {name} = GPIO {gpio}: the ESP32-S3 has GPIO 0..48.")
+        for group, why in taken:
+            if gpio in group:
+                raise UserError(f"mic pin {name} = GPIO {gpio} {why}; pick another pin with --pin {name}=GPIO "
+                                f"(defaults: {DEFAULT_PINS}).")
+        if gpio in seen:
+            raise UserError(f"mic pins {seen[gpio]} and {name} are both GPIO {gpio}; give each its own pin.")
+        seen[gpio] = name
+
+
 def make_plan(manifest_path: str | Path, cfg: GenConfig) -> Plan:
     """Check model.json, the model file and the settings; UserError on anything inconsistent."""
     m = load_manifest(manifest_path)
@@ -257,9 +293,7 @@ def make_plan(manifest_path: str | Path, cfg: GenConfig) -> Plan:
     if extra := set(pins) - set(MIC_PINS[cfg.mic.type]):
         raise UserError(f"pin(s) {sorted(extra)} do not apply to a {cfg.mic.type} microphone "
                         f"(it uses {', '.join(MIC_PINS[cfg.mic.type])}).")
-    for name, gpio in pins.items():
-        if not 0 <= gpio <= 48:
-            raise UserError(f"mic pin {name} = GPIO {gpio}: the ESP32-S3 has GPIO 0..48.")
+    check_mic_pins(pins, prof, console)
     _check_detector(cfg.detector)
     flash = cfg.flash_size or prof.flash_size
     return Plan(
@@ -413,4 +447,42 @@ def generate(manifest_path: str | Path, cfg: GenConfig, firmware_dir: str | Path
         removed.append(stale)
         with contextlib.suppress(OSError):
             (fw / stale).parent.rmdir()  # only when now empty
+    removed += retire_stale_sdkconfig(fw, plan.profile.name)
     return GenResult(written, unchanged, removed, plan)
+
+
+def sdkconfig_paths(fw: Path, profile: str) -> list[Path]:
+    """Where a build keeps the sdkconfig it made from sdkconfig.defaults: PlatformIO's sdkconfig.<env>,
+    idf.py's default sdkconfig, and the per-profile one `yamflash build --tool idf` uses."""
+    return [fw / f"sdkconfig.{profile}", fw / "sdkconfig", fw / "build" / profile / "sdkconfig"]
+
+
+def stale_settings(sdkconfig: str, defaults: str) -> list[str]:
+    """The settings of sdkconfig.defaults that an existing sdkconfig does not carry.
+
+    ESP-IDF and PlatformIO read sdkconfig.defaults only when they create an sdkconfig, so an sdkconfig
+    from an earlier `gen` keeps its old values (e.g. the USB console after `--console uart`)."""
+    have = set(sdkconfig.splitlines())
+    return [line for line in defaults.splitlines() if line.startswith("CONFIG_") and line not in have]
+
+
+def retire_stale_sdkconfig(fw: Path, profile: str) -> list[str]:
+    """Rename every sdkconfig that disagrees with the current sdkconfig.defaults to <name>.old (kept, as
+    ESP-IDF's own menuconfig does, so nothing the user set by hand is lost); the next build makes a fresh
+    one. Returns what was renamed."""
+    try:
+        defaults = (fw / "sdkconfig.defaults").read_text()
+    except OSError:
+        return []
+    retired = []
+    for path in sdkconfig_paths(fw, profile):
+        if not path.is_file() or not stale_settings(path.read_text(errors="replace"), defaults):
+            continue
+        old = path.with_name(path.name + ".old")
+        try:
+            path.replace(old)
+        except OSError as exc:
+            raise UserError(f"{path} holds settings older than this gen and cannot be renamed ({exc.strerror}); "
+                            f"delete it so the next build starts from sdkconfig.defaults.") from None
+        retired.append(f"{path.relative_to(fw)} (settings changed; kept as {old.name})")
+    return retired
