@@ -9,8 +9,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: all venv test lint test-c test-py clean help convert
 
-# Weights: Google's yamnet.h5 is downloaded when WEIGHTS is empty (needs the internet once).
-WEIGHTS ?=
+# Weights: the test data's YAMNet export when ../shared/data is beside the clone, else Google's yamnet.h5,
+# downloaded when WEIGHTS is empty (needs the internet once). A finished conversion is cached by its inputs in
+# ~/.cache/yamflash, so converting the same weights with the same audio again takes seconds.
+WEIGHTS ?= $(wildcard $(SHARED_DATA)/models/yamnet_keras_drq_logmel_out.tflite)
 CALIB_DIR ?= $(SHARED_DATA)/audio/esc50-16k-dev/audio
 MODEL_DIR ?= build/model
 

@@ -59,19 +59,24 @@ def _sources_digest() -> str:
     return h.hexdigest()[:16]
 
 
+def convert_args(weights: Path, calib_dir: Path, class_map: Path) -> list[str]:
+    """`make convert`'s arguments (Makefile: --calib-dir $(CALIB_DIR) --labels <class map>)."""
+    return ["--weights", str(weights), "--calib-dir", str(calib_dir), "--labels", str(class_map)]
+
+
 @pytest.fixture(scope="session")
 def converted(drq_model: Path, esc50_dir: Path, class_map: Path) -> Path:
     """The real YAMNet converted once with the default recipe, cached under build/cache by its inputs.
 
-    Calibration on the ESC-50 clips (30 % of files held out), evaluation capped at 120 patches to keep
-    the suite fast; scripts/bench_convert.py measures fidelity on all held-out patches.
+    The command is `make convert`'s with the test data's weights (calibration on the ESC-50 clips, 30 % of
+    files held out for the fidelity report), so `make demo` after `make test` finds it in yamflash's own
+    conversion cache (~/.cache/yamflash) instead of converting again.
     """
     import hashlib
     import subprocess
     import sys
 
-    args = ["--weights", str(drq_model), "--calib-dir", str(esc50_dir), "--labels", str(class_map),
-            "--eval-count", "120"]
+    args = convert_args(drq_model, esc50_dir, class_map)
     key = hashlib.sha256((" ".join(args) + _sources_digest()).encode()).hexdigest()[:16]
     out = ROOT / "build" / "cache" / f"model-{key}"
     if not (out / "model.json").is_file():

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import convert_args
 from yamflash import convert_cache
 
 
@@ -64,8 +65,7 @@ def test_store_then_restore_gives_the_same_files(tmp_path: Path, monkeypatch: py
 def test_converting_again_reuses_the_cached_conversion(converted: Path, drq_model: Path, esc50_dir: Path,
                                                         class_map: Path, tmp_path: Path) -> None:
     """The same `yamflash convert` command twice: the second is a cache hit with the first one's bytes."""
-    args = ["--weights", str(drq_model), "--calib-dir", str(esc50_dir), "--labels", str(class_map),
-            "--eval-count", "120"]
+    args = convert_args(drq_model, esc50_dir, class_map)
 
     def run(out: Path) -> str:
         p = subprocess.run([sys.executable, "-m", "yamflash", "convert", *args, "--out", str(out)],

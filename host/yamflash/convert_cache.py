@@ -44,10 +44,19 @@ def _tree_digest(h: Any, folder: Path) -> None:
         _file_digest(h, p)
 
 
+# Code that runs after a model exists (board, flashing, monitoring, the CLI's printing) cannot change what a
+# conversion writes; everything else, new modules included, is part of the key.
+NOT_CONVERSION = {"sim", "hil", "board.py", "bench.py", "build.py", "cli.py", "commands.py", "flash.py",
+                  "gen.py", "monitor.py", "partitions.py", "plots.py", "ports.py", "protocol.py", "validate.py",
+                  "wire.py", "convert_cache.py"}
+
+
 def code_digest() -> str:
-    """yamflash's own code (Python and the C it builds for the chip-arena measurement), by content."""
+    """yamflash's own code that decides a conversion's bytes (Python, and any C it builds), by content."""
     h = hashlib.sha256()
-    for p in sorted(q for q in PACKAGE.rglob("*") if q.is_file() and "__pycache__" not in q.parts):
+    files = (q for q in PACKAGE.rglob("*") if q.is_file() and "__pycache__" not in q.parts
+             and q.relative_to(PACKAGE).parts[0] not in NOT_CONVERSION)
+    for p in sorted(files):
         h.update(str(p.relative_to(PACKAGE)).encode() + b"\0")
         _file_digest(h, p)
     return h.hexdigest()
