@@ -14,6 +14,13 @@
 static const char *TAG = "yf_audio";
 
 #define YF_MIC_CHUNK 320 /* samples per read: 20 ms */
+#define YF_MIC_DMA_DESCS 8
+#define YF_MIC_DMA_FRAMES 320    /* 8 x 20 ms of DMA buffers */
+#define YF_MIC_READ_MS 1000      /* i2s_channel_read timeout: a silent bus is retried, not fatal */
+/* Core 0 with the frontend; highest application priority so DMA buffers never overrun. Stack in bytes. */
+#define YF_CAP_STACK 4096
+#define YF_CAP_PRIO 10
+#define YF_CAP_CORE 0
 
 static i2s_chan_handle_t s_rx;
 static TaskHandle_t s_task;
@@ -21,8 +28,8 @@ static TaskHandle_t s_task;
 static int mic_init(void)
 {
     i2s_chan_config_t chan = I2S_CHANNEL_DEFAULT_CONFIG(I2S_NUM_0, I2S_ROLE_MASTER);
-    chan.dma_desc_num = 8;
-    chan.dma_frame_num = 320; /* 8 x 20 ms of DMA buffers */
+    chan.dma_desc_num = YF_MIC_DMA_DESCS;
+    chan.dma_frame_num = YF_MIC_DMA_FRAMES;
     esp_err_t e = i2s_new_channel(&chan, NULL, &s_rx);
     if (e != ESP_OK) {
         ESP_LOGE(TAG, "i2s_new_channel: %s", esp_err_to_name(e));
@@ -88,7 +95,7 @@ static void capture_task(void *arg)
     static int16_t pcm[YF_MIC_CHUNK];
     for (;;) {
         size_t got = 0;
-        if (i2s_channel_read(s_rx, raw, sizeof raw, &got, 1000) != ESP_OK || got == 0) {
+        if (i2s_channel_read(s_rx, raw, sizeof raw, &got, YF_MIC_READ_MS) != ESP_OK || got == 0) {
             continue;
         }
         const size_t n = got / sizeof raw[0];
@@ -111,8 +118,8 @@ int yf_audio_start(void)
     if (mic_init() != 0) {
         return -1;
     }
-    /* Core 0 with the frontend; highest application priority so DMA buffers never overrun. */
-    if (xTaskCreatePinnedToCore(capture_task, "yf_capture", 4096, NULL, 10, &s_task, 0) != pdPASS) {
+    if (xTaskCreatePinnedToCore(capture_task, "yf_capture", YF_CAP_STACK, NULL, YF_CAP_PRIO, &s_task, YF_CAP_CORE) !=
+        pdPASS) {
         return -1;
     }
     return 0;

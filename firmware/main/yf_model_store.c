@@ -1,4 +1,6 @@
-/* Model storage glue: esp_spiffs.h + heap_caps (SPIFFS -> PSRAM) or esp_partition.h (mmap), mbedtls sha256. */
+/* Model storage glue: esp_spiffs.h + stdio + heap_caps (SPIFFS -> PSRAM, read and hashed in chunks) or
+ * esp_partition.h (mmap) + bootloader_common.h (sha256 of the mapped flash, hardware SHA).
+ * No mbedtls call: its legacy mbedtls_sha256() is gone from ESP-IDF 6.0's app API. */
 #include "yf_model_store.h"
 
 #include <stdio.h>
@@ -8,21 +10,23 @@
 #include "esp_heap_caps.h"
 #include "esp_log.h"
 #include "esp_partition.h"
-#include "esp_spiffs.h"
-#include "mbedtls/sha256.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
 #include "yf_model_params.h"
+#include "yf_sha256.h"
+#if YF_MODEL_STORAGE_SPIFFS
+#include "esp_spiffs.h"
+#else
+#include "bootloader_common.h"     /* bootloader_common_get_sha256_of_partition (v5.5 and v6.0) */
+#include "esp_flash_partitions.h"  /* PART_TYPE_DATA */
+#endif
 
 static const char *TAG = "yf_model";
-static const uint8_t k_expected_sha[32] = YF_MODEL_SHA256_BYTES;
+static const uint8_t k_expected_sha[YF_SHA256_BYTES] = YF_MODEL_SHA256_BYTES;
 
-static int check_sha(const uint8_t *data, size_t n, char *err, size_t cap)
+static int check_sha(const uint8_t sha[YF_SHA256_BYTES], char *err, size_t cap)
 {
-    uint8_t sha[32];
-    if (mbedtls_sha256(data, n, sha, 0) != 0) {
-        snprintf(err, cap, "sha256 computation failed");
-        return -1;
-    }
-    if (memcmp(sha, k_expected_sha, sizeof sha) != 0) {
+    if (memcmp(sha, k_expected_sha, YF_SHA256_BYTES) != 0) {
         snprintf(err, cap, "model sha256 %02x%02x%02x%02x... does not match the firmware's %.8s...; flash the model "
                  "this firmware was generated for", sha[0], sha[1], sha[2], sha[3], YF_MODEL_SHA256_HEX);
         return -1;
@@ -31,6 +35,22 @@ static int check_sha(const uint8_t *data, size_t n, char *err, size_t cap)
 }
 
 #if YF_MODEL_STORAGE_SPIFFS
+/* app_main runs this before the tasks start; IDLE0 (watched by the task watchdog,
+ * CONFIG_ESP_TASK_WDT_CHECK_IDLE_TASK_CPU0) only runs when app_main blocks. Reading and hashing 4 MB takes
+ * seconds, so it goes in chunks of YF_LOAD_CHUNK bytes with a one-tick vTaskDelay after each. */
+#define YF_LOAD_CHUNK (64 * 1024)
+#define YF_LOAD_YIELD_TICKS 1
+
+static void yield_to_idle(void)
+{
+    vTaskDelay(YF_LOAD_YIELD_TICKS);
+}
+
+static size_t read_file(void *ctx, uint8_t *dst, size_t n)
+{
+    return fread(dst, 1, n, (FILE *)ctx);
+}
+
 int yf_model_load(yf_model_t *out, char *err, size_t cap)
 {
     err[0] = '\0';
@@ -65,11 +85,12 @@ int yf_model_load(yf_model_t *out, char *err, size_t cap)
         goto done;
     }
     f = fopen(YF_MODEL_SPIFFS_PATH, "rb");
-    if (f == NULL || fread(buf, 1, YF_MODEL_BYTES, f) != YF_MODEL_BYTES) {
+    uint8_t sha[YF_SHA256_BYTES];
+    if (f == NULL || yf_copy_hashed(buf, YF_MODEL_BYTES, YF_LOAD_CHUNK, read_file, f, yield_to_idle, sha) != 0) {
         snprintf(err, cap, "cannot read %s", YF_MODEL_SPIFFS_PATH);
         goto done;
     }
-    if (check_sha(buf, YF_MODEL_BYTES, err, cap) != 0) {
+    if (check_sha(sha, err, cap) != 0) {
         goto done;
     }
     out->data = buf;
@@ -126,14 +147,23 @@ int yf_model_load(yf_model_t *out, char *err, size_t cap)
                  (unsigned)h.model_bytes, (unsigned)YF_MODEL_BYTES, (unsigned)p->size);
         goto fail;
     }
-    const uint8_t *model = (const uint8_t *)map + h.header_bytes;
-    if (memcmp(h.sha256, k_expected_sha, 32) != 0 || check_sha(model, h.model_bytes, err, cap) != 0) {
-        if (err[0] == '\0') {
-            snprintf(err, cap, "model image header names another model than this firmware's %.8s...",
-                     YF_MODEL_SHA256_HEX);
-        }
+    if (memcmp(h.sha256, k_expected_sha, YF_SHA256_BYTES) != 0) {
+        snprintf(err, cap, "model image header names another model than this firmware's %.8s...",
+                 YF_MODEL_SHA256_HEX);
         goto fail;
     }
+    /* The flash bytes themselves, not the header's claim: ESP-IDF hashes the range with the SHA peripheral
+     * (mbedtls in v5.5, PSA in v6.0), mapping it a few MMU pages at a time. */
+    uint8_t sha[YF_SHA256_BYTES];
+    e = bootloader_common_get_sha256_of_partition(p->address + h.header_bytes, h.model_bytes, PART_TYPE_DATA, sha);
+    if (e != ESP_OK) {
+        snprintf(err, cap, "sha256 of partition '%s' failed: %s", p->label, esp_err_to_name(e));
+        goto fail;
+    }
+    if (check_sha(sha, err, cap) != 0) {
+        goto fail;
+    }
+    const uint8_t *model = (const uint8_t *)map + h.header_bytes;
     out->data = model; /* stays mapped for the life of the firmware */
     out->bytes = h.model_bytes;
     out->where = "flash-mmap";

@@ -14,6 +14,7 @@
 #include "yf_app.h"
 #include "yf_board_config.h"
 #include "yf_console.h"
+#include "yf_detector_config.h"
 #include "yf_inference.h"
 #include "yf_model_params.h"
 #include "yf_tables.h"
@@ -23,6 +24,37 @@ static const char *TAG = "yf_tasks";
 #define YF_STATS_PERIOD_US 5000000LL
 #define YF_BENCH_MAX 1000
 #define YF_MAX_EVENTS 8
+
+/* Tasks (firmware/README.md "Tasks"). Stack sizes are in bytes: ESP-IDF's StackType_t is uint8_t. The
+ * capture task's numbers are in yf_audio.c. */
+#define YF_FE_STACK 6144
+#define YF_FE_PRIO 8
+#define YF_FE_CORE 0
+#define YF_INF_STACK 8192
+#define YF_INF_PRIO 5
+#define YF_INF_CORE 1
+#define YF_CON_STACK 6144
+#define YF_CON_PRIO 4
+#define YF_CON_CORE 0
+
+/* The task watchdog (CONFIG_ESP_TASK_WDT_TIMEOUT_S = 10 in sdkconfig.defaults) watches IDLE1
+ * (CONFIG_ESP_TASK_WDT_CHECK_IDLE_TASK_CPU1, y by default): esp_system/task_wdt/task_wdt.c resets it from an
+ * idle hook, which runs only when nothing else on core 1 is ready. Inference is alone on core 1 and can be
+ * ready for minutes: `bench` runs up to 1000 Invokes of ~0.4 s, and while streaming, whenever Invoke is
+ * slower than the 0.48 s hop, the job queue never empties. So after every Invoke the task blocks for
+ * YF_IDLE_YIELD_TICKS: vTaskDelay(n > 0) puts it on the delayed list until n tick interrupts have passed
+ * (FreeRTOS-Kernel/tasks.c), and IDLE1 runs meanwhile. One tick is 1 ms (CONFIG_FREERTOS_HZ = 1000); the
+ * timings reported bracket Invoke alone, so they do not include it. (A yield of 0 ticks would not do: it
+ * only lets tasks of equal or higher priority run.) */
+#define YF_IDLE_YIELD_TICKS 1
+
+/* Timeouts, in ms. */
+#define YF_RING_WAIT_MS 50         /* frontend: wait for audio before checking for a restart */
+#define YF_HOST_PCM_WAIT_MS 2000   /* pcm command: room in the ring */
+#define YF_HOST_PATCH_WAIT_MS 5000 /* patch command: the previous host patch inferred */
+#define YF_RESTART_WAIT_MS 1000    /* source command: the frontend dropped old audio */
+#define YF_CONSOLE_READ_MS 100     /* console: longest wait for input before stats are due */
+#define YF_RESET_REPLY_MS 100      /* reset command: time for the reply to leave */
 
 yf_app_t g_app;
 yf_boot_t g_boot = {.model_where = "none", .fw = "?"};
@@ -56,12 +88,28 @@ void yf_emit(const char *line, size_t len)
     yf_console_write_line(line, len);
 }
 
+/* s_misc_lock is NULL until yf_tasks_init() created it, and stays NULL if that failed: app_main reports
+ * that failure (and the tasks never start), so it is then the only writer and needs no lock. */
+static void misc_lock(void)
+{
+    if (s_misc_lock != NULL) {
+        xSemaphoreTake(s_misc_lock, portMAX_DELAY);
+    }
+}
+
+static void misc_unlock(void)
+{
+    if (s_misc_lock != NULL) {
+        xSemaphoreGive(s_misc_lock);
+    }
+}
+
 void yf_emit_err(const char *code, const char *msg)
 {
     ESP_LOGW(TAG, "%s: %s", code, msg);
-    xSemaphoreTake(s_misc_lock, portMAX_DELAY);
+    misc_lock();
     yf_emit(s_misc_buf, yf_proto_err(s_misc_buf, sizeof s_misc_buf, code, msg));
-    xSemaphoreGive(s_misc_lock);
+    misc_unlock();
 }
 
 static const char *src_name(void)
@@ -96,9 +144,9 @@ void yf_emit_hello(void)
 {
     yf_hello_t h;
     fill_hello(&h);
-    xSemaphoreTake(s_misc_lock, portMAX_DELAY);
+    misc_lock();
     yf_emit(s_misc_buf, yf_proto_hello(s_misc_buf, sizeof s_misc_buf, &h));
-    xSemaphoreGive(s_misc_lock);
+    misc_unlock();
 }
 
 /* ---- frontend (core 0) ---------------------------------------------------------------------------- */
@@ -120,7 +168,7 @@ static void frontend_task(void *arg)
             fe_us = fe_frames = patch_seq = 0;
             xSemaphoreGive(g_app.restart_done);
         }
-        size_t got = xStreamBufferReceive(g_app.pcm_ring, pcm, sizeof pcm, pdMS_TO_TICKS(50));
+        size_t got = xStreamBufferReceive(g_app.pcm_ring, pcm, sizeof pcm, pdMS_TO_TICKS(YF_RING_WAIT_MS));
         if (got < sizeof(int16_t)) {
             continue;
         }
@@ -166,6 +214,14 @@ static void frontend_task(void *arg)
 
 /* ---- inference (core 1) --------------------------------------------------------------------------- */
 
+/* Every Invoke goes through here, so none can keep IDLE1 from running (YF_IDLE_YIELD_TICKS). */
+static int invoke_then_yield(uint32_t *us)
+{
+    const int rc = yf_infer_invoke(us);
+    vTaskDelay(YF_IDLE_YIELD_TICKS);
+    return rc;
+}
+
 static void run_detector(uint32_t patch)
 {
     yf_infer_info_t ii;
@@ -187,7 +243,7 @@ static void do_patch(const yf_job_t *j, uint32_t *scores_seq)
     memcpy(yf_infer_input(), g_app.patches[j->slot], YF_PROTO_PATCH_BYTES);
     xQueueSend(g_app.free_slots, &j->slot, 0);
     uint32_t us = 0;
-    if (yf_infer_invoke(&us) != 0) {
+    if (invoke_then_yield(&us) != 0) {
         yf_emit_err("E_INTERNAL", "Invoke failed");
         return;
     }
@@ -206,7 +262,7 @@ static void do_host_patch(const yf_job_t *j)
     memcpy(yf_infer_input(), g_app.host_patch, YF_PROTO_PATCH_BYTES);
     xSemaphoreGive(g_app.host_patch_free);
     uint32_t us = 0;
-    if (yf_infer_invoke(&us) != 0) {
+    if (invoke_then_yield(&us) != 0) {
         yf_emit(s_out_inf,
                 yf_proto_reply_err(s_out_inf, YF_OUT_LINE_MAX, j->id, "patch", "E_INTERNAL", "Invoke failed"));
         return;
@@ -230,7 +286,7 @@ static void do_bench(const yf_job_t *j)
     static uint32_t us[YF_BENCH_MAX];
     yf_infer_profile(true);
     for (uint32_t i = 0; i < j->n; ++i) {
-        if (yf_infer_invoke(&us[i]) != 0) {
+        if (invoke_then_yield(&us[i]) != 0) {
             yf_infer_profile(false);
             yf_emit(s_out_inf, yf_proto_reply_err(s_out_inf, YF_OUT_LINE_MAX, j->id, "bench", "E_INTERNAL",
                                                   "Invoke failed"));
@@ -323,7 +379,8 @@ static void cmd_pcm(const yf_cmd_t *c)
     const bool gap = seq_gap(c->seq, &g_app.host_pcm_seq, &g_app.host_pcm_seen, &expected);
     const size_t n = yf_pcm_from_le(c->data, c->data_len, s_pcm);
     xSemaphoreTake(g_app.pcm_write_lock, portMAX_DELAY);
-    const size_t sent = xStreamBufferSend(g_app.pcm_ring, s_pcm, n * sizeof(int16_t), pdMS_TO_TICKS(2000));
+    const size_t sent =
+        xStreamBufferSend(g_app.pcm_ring, s_pcm, n * sizeof(int16_t), pdMS_TO_TICKS(YF_HOST_PCM_WAIT_MS));
     xSemaphoreGive(g_app.pcm_write_lock);
     yf_jw_t w;
     yf_proto_reply_begin(&w, s_out_con, YF_OUT_LINE_MAX, c->id, c->name, !gap);
@@ -343,7 +400,7 @@ static void cmd_patch(const yf_cmd_t *c)
         reply_err(c, "E_ARG", "a patch is 6144 int8 values (96 x 64)");
         return;
     }
-    if (xSemaphoreTake(g_app.host_patch_free, pdMS_TO_TICKS(5000)) != pdTRUE) {
+    if (xSemaphoreTake(g_app.host_patch_free, pdMS_TO_TICKS(YF_HOST_PATCH_WAIT_MS)) != pdTRUE) {
         reply_err(c, "E_BUSY", "the previous patch is still being inferred");
         return;
     }
@@ -427,7 +484,7 @@ static void handle_command(const char *json, size_t len)
         atomic_store(&g_app.src, (int)c.src);
         atomic_store(&g_app.restart_audio, true); /* patches count from 0 again */
         /* Reply only once the frontend has dropped the old audio, so the host's next pcm is not dropped. */
-        xSemaphoreTake(g_app.restart_done, pdMS_TO_TICKS(1000));
+        xSemaphoreTake(g_app.restart_done, pdMS_TO_TICKS(YF_RESTART_WAIT_MS));
         g_app.host_pcm_seen = g_app.host_patch_seen = false;
         xSemaphoreTake(g_app.det_lock, portMAX_DELAY);
         yf_detect_reset(&g_app.det);
@@ -466,7 +523,7 @@ static void handle_command(const char *json, size_t len)
     case YF_CMD_RESET:
         yf_proto_reply_begin(&w, s_out_con, YF_OUT_LINE_MAX, c.id, c.name, true);
         yf_emit(s_out_con, yf_jw_end(&w));
-        vTaskDelay(pdMS_TO_TICKS(100)); /* let the reply leave */
+        vTaskDelay(pdMS_TO_TICKS(YF_RESET_REPLY_MS)); /* let the reply leave */
         esp_restart();
         break;
     case YF_CMD_NONE:
@@ -507,7 +564,7 @@ static void console_task(void *arg)
     static uint8_t rx[1024];
     int64_t next_stats = esp_timer_get_time() + YF_STATS_PERIOD_US;
     for (;;) {
-        const size_t n = yf_console_read(rx, sizeof rx, 100);
+        const size_t n = yf_console_read(rx, sizeof rx, YF_CONSOLE_READ_MS);
         size_t off = 0;
         while (off < n) {
             yf_line_t line;
@@ -579,7 +636,8 @@ int yf_tasks_init(void)
 
 void yf_tasks_start(void)
 {
-    xTaskCreatePinnedToCore(frontend_task, "yf_frontend", 6144, NULL, 8, &s_fe_task, 0);
-    xTaskCreatePinnedToCore(inference_task, "yf_inference", 8192, NULL, 5, &s_inf_task, 1);
-    xTaskCreatePinnedToCore(console_task, "yf_console", 6144, NULL, 4, &s_con_task, 0);
+    xTaskCreatePinnedToCore(frontend_task, "yf_frontend", YF_FE_STACK, NULL, YF_FE_PRIO, &s_fe_task, YF_FE_CORE);
+    xTaskCreatePinnedToCore(inference_task, "yf_inference", YF_INF_STACK, NULL, YF_INF_PRIO, &s_inf_task,
+                            YF_INF_CORE);
+    xTaskCreatePinnedToCore(console_task, "yf_console", YF_CON_STACK, NULL, YF_CON_PRIO, &s_con_task, YF_CON_CORE);
 }
