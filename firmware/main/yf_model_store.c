@@ -153,7 +153,8 @@ int yf_model_load(yf_model_t *out, char *err, size_t cap)
         goto fail;
     }
     /* The flash bytes themselves, not the header's claim: ESP-IDF hashes the range with the SHA peripheral
-     * (mbedtls in v5.5, PSA in v6.0), mapping it a few MMU pages at a time. */
+     * (mbedtls in v5.5, PSA in v6.0), mapping as much of it at a time as free MMU pages allow
+     * (bootloader_sha256_flash_contents). */
     uint8_t sha[YF_SHA256_BYTES];
     e = bootloader_common_get_sha256_of_partition(p->address + h.header_bytes, h.model_bytes, PART_TYPE_DATA, sha);
     if (e != ESP_OK) {

@@ -4,14 +4,15 @@ What matches the chip build: every source of firmware/main, components/yf_core a
 output; the real ESP-IDF v5.5, esp-tflite-micro v1.3.7, esp-nn and esp-dsp include trees of ../shared/sdk,
 component by component as ESP-IDF resolves main's PRIV_REQUIRES (public includes of each required
 component and of what it REQUIRES, plus the common requirements); an sdkconfig.h made by kconfgen from the
-generated sdkconfig.defaults (sdkconfig.py); ESP-IDF's own compile flags (COMPILE_FLAGS below, read from
-the sdk's tools/cmake/build.cmake where they live there).
+generated sdkconfig.defaults (sdkconfig.py); ESP-IDF's own compile flags (compile_flags() below: read from
+the sdk's tools/cmake/build.cmake, plus those of the top-level CMakeLists.txt and toolchain file, which the
+sdk lacks).
 
-What differs, by necessity: the host compiler targets x86-64 (so `int`/pointer sizes and glibc's headers
+What differs, by necessity: the host compiler targets x86-64 (so `long`/pointer sizes and glibc's headers
 are the host's, not Xtensa/newlib's), Xtensa-only flags are left out (see TOOLCHAIN_FLAGS), and FreeRTOS
 comes with its `portable/linux` port headers from the same FreeRTOS-Kernel (ESP-IDF's linux target),
-because the Xtensa port's headers need the Xtensa toolchain. Code is compiled to assembly (`-S`), never
-assembled, so no x86 object is mistaken for a chip one.
+because the Xtensa port's headers need the Xtensa toolchain. The gate compiles to assembly (`-S`) and
+never assembles; build_driver() (at the end) makes host objects only for tests that run the code here.
 """
 
 from __future__ import annotations
