@@ -3,6 +3,7 @@ and the virtual board's flash file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,15 +33,22 @@ def make_build(tmp: Path, model: bytes = MODEL, model_part: int | None = None, f
 
 
 class FakeCmds:
-    """Records what yamflash asks of esptool.cmds; can play a wrong chip, small flash or bad verify."""
+    """Records what yamflash asks of esptool.cmds and keeps a flash the fake board's MD5 reads; can play a wrong
+    chip, a small flash or a bad verify."""
 
     def __init__(self, chip: str = "ESP32-S3", flash: str = "16MB", md5_failures: int = 0):
         self.calls: list[tuple] = []
         self.chip, self.flash, self.md5_failures = chip, flash, md5_failures
+        self.mem = bytearray(b"\xff" * (16 << 20))
+
+    def md5(self, addr, size):
+        self.calls.append(("flash_md5sum", addr, size))
+        return hashlib.md5(bytes(self.mem[addr : addr + size])).hexdigest()
 
     def detect_chip(self, port, baud, connect_mode):
         self.calls.append(("detect_chip", port, connect_mode))
-        return SimpleNamespace(CHIP_NAME=self.chip, _port=SimpleNamespace(close=lambda: None))
+        return SimpleNamespace(CHIP_NAME=self.chip, _port=SimpleNamespace(close=lambda: None),
+                               flash_md5sum=self.md5)
 
     def run_stub(self, esp):
         self.calls.append(("run_stub",))
@@ -58,9 +66,14 @@ class FakeCmds:
         if self.md5_failures:
             self.md5_failures -= 1
             raise FatalError("MD5 of file does not match data in flash!")
+        for a, d in addr_data:
+            self.mem[a : a + len(d)] = d
 
     def reset_chip(self, esp, mode):
         self.calls.append(("reset_chip", mode))
+
+    def writes(self):
+        return [c[1] for c in self.calls if c[0] == "write_flash"]
 
 
 def test_plan_reads_offsets_and_model_sha(tmp_path):
@@ -75,24 +88,43 @@ def test_plan_reads_offsets_and_model_sha(tmp_path):
 
 def test_esptool_calls_and_offsets(tmp_path):
     fake = FakeCmds()
-    fl.flash_esptool(fl.load_plan(make_build(tmp_path)), "/dev/ttyACM0", cmds=fake, say=lambda s: None)
+    plan = fl.load_plan(make_build(tmp_path))
+    assert fl.flash_esptool(plan, "/dev/ttyACM0", cmds=fake, say=lambda s: None) == plan.regions
     names = [c[0] for c in fake.calls]
-    assert names == ["detect_chip", "run_stub", "attach_flash", "detect_flash_size", "write_flash", "reset_chip"]
-    write = fake.calls[4]
-    assert [a for a, _ in write[1]] == [0, 0x8000, 0x10000, 0x110000]
-    assert write[2] == "keep" and fake.calls[-1] == ("reset_chip", "hard-reset")
+    assert names[:4] == ["detect_chip", "run_stub", "attach_flash", "detect_flash_size"]
+    assert names[4:8] == ["flash_md5sum"] * 4 and names[-1] == "reset_chip"
+    assert [w[0][0] for w in fake.writes()] == [0, 0x8000, 0x10000, 0x110000]  # one verified write per region
+    assert all(c[2] == "keep" for c in fake.calls if c[0] == "write_flash")
+    assert fake.calls[-1] == ("reset_chip", "hard-reset")
+
+
+def test_only_regions_the_flash_does_not_hold_are_written(tmp_path):
+    """The skip is decided by the MD5 of the board's flash, region by region, never by version strings."""
+    fake = FakeCmds()
+    plan = fl.load_plan(make_build(tmp_path))
+    fl.flash_esptool(plan, "p", cmds=fake, say=lambda s: None)
+    fake.calls.clear()
+    said: list[str] = []
+    assert fl.flash_esptool(plan, "p", cmds=fake, say=said.append) == []
+    assert fake.writes() == [] and fake.calls[-1] == ("reset_chip", "hard-reset")  # reset back into the app
+    assert sum("already in flash (MD5 matches)" in s for s in said) == 4
+    fake.mem[0x10000 + 3] ^= 0xFF  # one byte of the app differs: only the app goes again
+    assert [r.name for r in fl.flash_esptool(plan, "p", cmds=fake, say=lambda s: None)] == ["app"]
+    fake.calls.clear()
+    assert len(fl.flash_esptool(plan, "p", cmds=fake, say=lambda s: None, force=True)) == 4
+    assert not any(c[0] == "flash_md5sum" for c in fake.calls)  # --force: written without asking
 
 
 def test_model_only_writes_one_region(tmp_path):
     fake = FakeCmds()
     fl.flash_esptool(fl.load_plan(make_build(tmp_path)).only(("model",)), "p", cmds=fake, say=lambda s: None)
-    assert [c for c in fake.calls if c[0] == "write_flash"][0][1] == [(0x110000, 64 + len(MODEL))]
+    assert fake.writes() == [[(0x110000, 64 + len(MODEL))]]
 
 
 @pytest.mark.parametrize("chip", ["ESP32", "ESP32-S2"])
 def test_wrong_chip(tmp_path, chip):
     fake = FakeCmds(chip=chip)
-    with pytest.raises(UserError, match="not an ESP32-S3"):
+    with pytest.raises(UserError, match=f"is an {chip}, but this build is for an ESP32-S3 .*nothing was written"):
         fl.flash_esptool(fl.load_plan(make_build(tmp_path)), "p", cmds=fake, say=lambda s: None)
     assert not any(c[0] == "write_flash" for c in fake.calls)
 
@@ -114,9 +146,9 @@ def test_verify_failure_retries_once_then_stops(tmp_path):
     plan = fl.load_plan(make_build(tmp_path))
     ok = FakeCmds(md5_failures=1)
     fl.flash_esptool(plan, "p", cmds=ok, say=lambda s: None)
-    assert sum(c[0] == "write_flash" for c in ok.calls) == 2
+    assert [w[0][0] for w in ok.writes()] == [0, 0, 0x8000, 0x10000, 0x110000]  # the bootloader twice
     bad = FakeCmds(md5_failures=2)
-    with pytest.raises(UserError, match="verification failed twice"):
+    with pytest.raises(UserError, match="verification of bootloader failed twice"):
         fl.flash_esptool(plan, "p", cmds=bad, say=lambda s: None)
     assert not any(c[0] == "reset_chip" for c in bad.calls)
 
@@ -137,12 +169,30 @@ def test_connect_errors_become_advice(tmp_path):
         fl.flash_esptool(plan, "p", cmds=Busy(), say=lambda s: None)
 
 
-def test_up_to_date_compares_fw_and_model(tmp_path):
+def test_flash_size_in_the_build_larger_than_the_boards_is_refused(tmp_path):
+    fake = FakeCmds(flash="4MB")
+    plan = fl.load_plan(make_build(tmp_path))  # a small table, but built for 16 MB
+    with pytest.raises(UserError, match="this build is for 16 MB of flash but the board on p has 4 MB"):
+        fl.flash_esptool(plan, "p", cmds=fake, say=lambda s: None)
+    assert fake.writes() == []
+
+
+def test_sim_skip_is_decided_by_the_flash_files_bytes(tmp_path):
     plan = fl.load_plan(make_build(tmp_path))
-    assert fl.up_to_date(plan, {"fw": "t1", "model_sha256": plan.model_sha256})
-    assert not fl.up_to_date(plan, {"fw": "t0", "model_sha256": plan.model_sha256})
-    assert not fl.up_to_date(plan, {"fw": "t1", "model_sha256": "0" * 64})
-    assert not fl.up_to_date(plan, None)
+    flash_file = tmp_path / "flash.bin"
+    assert fl.sim_differs(plan, flash_file) == plan.regions  # no flash file: everything differs
+    fl.flash_sim(plan, flash_file)
+    assert fl.sim_differs(plan, flash_file) == []
+    said: list[str] = []
+    fl.flash_sim_cli(plan, flash_file, False, said.append)
+    assert "nothing to do" in said[-1]
+    raw = bytearray(flash_file.read_bytes())
+    raw[0x110000 + 100] ^= 1  # same firmware and model names, different bytes: the model goes again
+    flash_file.write_bytes(bytes(raw))
+    said.clear()
+    fl.flash_sim_cli(plan, flash_file, False, said.append)
+    assert [s.split()[0] for s in said if s.endswith(": written")] == ["model"]
+    assert fl.sim_differs(plan, flash_file) == []
 
 
 def test_sim_flash_file_boots(tmp_path):
@@ -188,3 +238,37 @@ def test_wait_for_reenumeration():
     assert ports.wait_for(cand, timeout=5, poll=0.01, ports=lambda: next(seq)) == "/dev/ttyACM1"
     with pytest.raises(UserError, match="did not come back"):
         ports.wait_for(cand, timeout=0.05, poll=0.01, ports=lambda: [])
+
+
+def test_new_detector_settings_reach_the_virtual_board(tmp_path, monkeypatch):
+    """Issue 13, finding 1, as a user types it: after a flash, `gen --watch Dog && build && flash --port sim` must
+    re-flash (the old skip compared only firmware version and model sha, said "nothing to do", and the board kept
+    watching class 0)."""
+    import shutil
+
+    from simboard import cli
+    from test_gen import make_model
+    from yamflash.sim.boot import boot
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "firmware", tmp_path / "firmware",
+                    ignore=shutil.ignore_patterns("generated", "spiffs", ".pio", "build", "sdkconfig*"))
+    make_model(tmp_path / "build" / "model")
+    monkeypatch.chdir(tmp_path)
+    for step in (["gen", "--board", "sim"], ["build", "--board", "sim"], ["flash", "--port", "sim", "--board", "sim"]):
+        assert cli(*step) == 0, step
+    assert boot("build/sim/flash.bin").meta["detector"]["classes"] == [0]  # Speech, the default
+
+    flash_out: list[str] = []
+    for step in (["gen", "--board", "sim", "--watch", "Dog"], ["build", "--board", "sim"]):
+        assert cli(*step) == 0, step
+    import click
+
+    monkeypatch.setattr(click, "echo", lambda msg="", *a, **k: flash_out.append(str(msg)))
+    assert cli("flash", "--port", "sim", "--board", "sim") == 0
+    assert not any("nothing to do" in s for s in flash_out), flash_out
+    assert any(s.split()[:1] == ["app"] and s.endswith(": written") for s in flash_out), flash_out
+    assert boot("build/sim/flash.bin").meta["detector"]["classes"] == [69]  # Dog
+    flash_out.clear()
+    assert cli("flash", "--port", "sim", "--board", "sim") == 0
+    assert any("nothing to do" in s for s in flash_out), flash_out  # and now it really is up to date

@@ -211,6 +211,21 @@ def table_offset(fw: Path, g: Generated, tool: str) -> int:
     return partitions.DEFAULT_TABLE_OFFSET
 
 
+def console_baud(fw: Path, g: Generated, tool: str) -> int | None:
+    """The UART console's baud the firmware is built with (CONFIG_ESP_CONSOLE_UART_BAUDRATE of the build's
+    sdkconfig, else sdkconfig.defaults); None for USB-Serial-JTAG, which ignores the rate."""
+    if g.data.get("console") != "uart":
+        return None
+    cands = [fw / f"sdkconfig.{g.profile.name}", fw / "sdkconfig"] if tool == "pio" else \
+        [idf_build_dir(fw, g) / "sdkconfig"]
+    for path in [*cands, fw / "sdkconfig.defaults"]:
+        if path.is_file():
+            m = re.search(r"^CONFIG_ESP_CONSOLE_UART_BAUDRATE=(\d+)", path.read_text(), re.MULTILINE)
+            if m:
+                return int(m.group(1))
+    return 115200  # ESP-IDF's default when no sdkconfig sets it
+
+
 def read_layout(fw: Path, offset: int) -> list[partitions.Partition]:
     try:
         text = (fw / "partitions.csv").read_text()
@@ -258,7 +273,7 @@ def _entry(role: str, offset: int, name: str, data: bytes, partition: str | None
 
 
 def write_manifest(out: Path, g: Generated, parts: list[partitions.Partition], offset: int,
-                   images: dict[str, bytes]) -> dict[str, Any]:
+                   images: dict[str, bytes], console_baud: int | None = None) -> dict[str, Any]:
     """Copy the images to out/ and write flash.json; UserError when an image outgrows its partition."""
     by_name = {p.name: p for p in parts}
     app = next((p for p in parts if p.type == partitions.TYPES["app"]), None)
@@ -284,6 +299,8 @@ def write_manifest(out: Path, g: Generated, parts: list[partitions.Partition], o
         "flash_mode": prof.flash_mode, "flash_freq": prof.flash_freq, "files": files,
         "model_sha256": g.data["model_sha256"], "firmware_version": g.version, "model_storage": g.data["storage"],
         "partition_table_offset": f"0x{offset:x}", "built_by": f"yamflash {__version__}",
+        # monitor and the HIL suite talk to the console at this rate (--console uart: gen's uart_baud)
+        "console": g.data.get("console"), "console_baud": console_baud,
     }
     out.mkdir(parents=True, exist_ok=True)
     names = {"bootloader": "bootloader.bin", "partition-table": "partition-table.bin", "app": "app.bin",
@@ -344,4 +361,4 @@ def build(firmware_dir: str | Path, out_dir: str | Path, profile: str | None = N
     if partitions.from_binary(images["partition-table"]) != parts:
         raise UserError("the built partition table differs from partitions.csv as yamflash reads it; "
                         "run `yamflash gen` and build again.")
-    return write_manifest(out / g.profile.name, g, parts, offset, images)
+    return write_manifest(out / g.profile.name, g, parts, offset, images, console_baud(fw, g, tool))

@@ -104,15 +104,22 @@ def sim_cmd(flash_file: str, mic: str | None, fast: bool, loop: bool, stats_peri
 @click.option("--board", "profile", default="esp32s3-n16r8", show_default=True,
               help="Build profile whose manifest to flash (sim with --port sim).")
 @click.option("--model-only", is_flag=True, help="Write only the model partition.")
-@click.option("--force", is_flag=True, help="Flash even when the board reports the same firmware and model.")
-@click.option("--baud", type=int, default=460800, show_default=True)
+@click.option("--force", is_flag=True, help="Write every region even when the board's flash already holds it.")
+@click.option("--baud", type=int, default=460800, show_default=True, help="esptool's baud rate while flashing.")
 @click.option("--sim-flash", default="build/sim/flash.bin", show_default=True, help="Virtual board flash file.")
 def flash_cmd(port: str, manifest_path: str | None, profile: str, model_only: bool, force: bool, baud: int,
               sim_flash: str) -> None:
-    """Write bootloader, partition table, app and model to the board (or only the model)."""
+    """Write bootloader, partition table, app and model to the board (or only the model).
+
+    Only what the flash does not already hold is written: each region's MD5 is read from the board's flash
+    (the virtual board's flash file is compared byte for byte), never a version string.
+    """
     from . import flash as fl
 
     is_sim = port == "sim"
+    if profile == "sim" and not is_sim:
+        raise UserError(f"--board sim is the virtual board's build; it cannot go to {port}. Flash it with "
+                        "--port sim, or build for the chip (--board esp32s3-n16r8).")
     prof = "sim" if is_sim else profile
     plan = fl.load_plan(manifest_path or f"build/firmware/{prof}/flash.json")
     if model_only:
@@ -122,12 +129,17 @@ def flash_cmd(port: str, manifest_path: str | None, profile: str, model_only: bo
     if is_sim:
         fl.flash_sim_cli(plan, sim_flash, force, click.echo)
     else:
-        fl.flash_board_cli(plan, port, baud, force, click.echo)
+        fl.flash_board_cli(plan, port, baud, force, click.echo, progress=fl.progress_printer())
 
 
 @cli.command("monitor")
 @click.option("--port", default="auto", show_default=True, help="auto, sim, or a serial device.")
-@click.option("--baud", type=int, default=115200, show_default=True)
+@click.option("--baud", type=int, default=None,
+              help="Console baud (default: the console_baud the build recorded in its flash.json, else 115200).")
+@click.option("--board", "profile", default="esp32s3-n16r8", show_default=True,
+              help="Build profile whose flash.json gives the console baud.")
+@click.option("--manifest", "manifest_path", default=None,
+              help="Flash manifest giving the console baud (default build/firmware/<board>/flash.json).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line on stdout (log lines too).")
 @click.option("--log", "log_path", default=None, help="Append every event to this JSONL file (flushed per line).")
 @click.option("--reset/--no-reset", default=True, show_default=True, help="Reset the board on connect.")
@@ -141,11 +153,16 @@ def flash_cmd(port: str, manifest_path: str | None, profile: str, model_only: bo
 @click.option("--mic", default=None, help="With --port sim: start the virtual board with this WAV as microphone.")
 @click.option("--fast", is_flag=True, help="With --port sim --mic: play the WAV as fast as possible.")
 @click.option("--sim-flash", default="build/sim/flash.bin", show_default=True)
-def monitor_cmd(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool, reset_seq: str | None,
-                duration: float | None, detect: tuple[str, ...], threshold: float | None, model_json: str,
-                mic: str | None, fast: bool, sim_flash: str) -> None:
+def monitor_cmd(port: str, baud: int | None, profile: str, manifest_path: str | None, as_json: bool,
+                log_path: str | None, reset: bool, reset_seq: str | None, duration: float | None,
+                detect: tuple[str, ...], threshold: float | None, model_json: str, mic: str | None, fast: bool,
+                sim_flash: str) -> None:
     """Show the board's detections, latency, arena, memory and dropped audio live; pass its log through."""
+    from .flash import console_baud
     from .monitor import main
+
+    if baud is None:  # the rate the firmware was built for (921600 with --console uart), as idf.py monitor does
+        baud = console_baud(manifest_path or f"build/firmware/{profile}/flash.json")
 
     main(port=port, baud=baud, as_json=as_json, log_path=log_path, reset=reset, reset_seq=reset_seq,
          duration=duration, detect=detect, threshold=threshold, model_json=model_json, mic=mic, fast=fast,

@@ -1,7 +1,8 @@
 """pytest plugin: ``pytest --board sim`` or ``pytest --board /dev/ttyACM0`` gives tests a flashed, connected board.
 
 Like pytest-embedded, the back end is an option and the tests do not change: the ``board`` fixture
-flashes the current build (skipped when the board already runs it) and yields a ``yamflash.board.Board``
+flashes the current build (writing only the regions the board's flash does not hold, by MD5), opens the
+console at the baud the build recorded, and yields a ``yamflash.board.Board``
 with the HIL helpers (info, infer_wav, infer_patch, wait_detection). The build comes from the
 ``hil_flash_manifest`` fixture, which a suite's conftest provides (tests/hil builds one from the
 converted model) or ``--board-manifest`` names. Without ``--board`` the HIL tests skip, saying so.
@@ -21,6 +22,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--board", default=None, help="sim (virtual board) or a serial device (auto: find one)")
     g.addoption("--board-manifest", default=None, help="flash.json to flash (default: the suite builds one)")
     g.addoption("--board-no-flash", action="store_true", help="use the board as it is; do not flash")
+    g.addoption("--board-baud", type=int, default=None,
+                help="console baud (default: the console_baud of the build's flash.json, else 115200)")
+    g.addoption("--board-boot-timeout", type=float, default=20.0,
+                help="seconds the flashed firmware has to boot and answer `info`")
     g.addoption("--hil-invoke-budget-ms", type=float, default=None,
                 help="p95 invoke latency budget (default 1000 ms on a board; 5000 ms of host time on the sim, "
                      "whose reference kernels on a shared 2-core CI machine say nothing about the chip)")
@@ -92,13 +97,20 @@ def board(request: pytest.FixtureRequest, board_kind: str, tmp_path_factory: pyt
             b.close()
             proc.stop()
         return
-    if not no_flash:
-        fl.flash_board_cli(fl.load_plan(request.getfixturevalue("hil_flash_manifest")), spec, 460800, False, say)
-    target = ports.resolve(spec)
-    device = target.device if isinstance(target, ports.Candidate) else str(target)
-    b = Board(ports.open_serial(device), name=device)
+    manifest = None if no_flash else request.getfixturevalue("hil_flash_manifest")
+    if manifest is None and request.config.getoption("--board-manifest"):
+        manifest = Path(request.config.getoption("--board-manifest"))
+    baud = request.config.getoption("--board-baud") or (fl.console_baud(manifest) if manifest else 115200)
+    if manifest is not None and not no_flash:
+        plan = fl.load_plan(manifest)
+        device = fl.flash_board_cli(plan, spec, 460800, False, say, progress=fl.progress_printer())
+    else:
+        target = ports.resolve(spec)
+        device = target.device if isinstance(target, ports.Candidate) else str(target)
+    say(f"console {device} at {baud} baud")
+    b = Board(ports.open_serial(device, baud=baud), name=device)
     try:
-        b.info()
+        b.command("info", timeout=request.config.getoption("--board-boot-timeout"))
         yield b
     finally:
         b.close()
