@@ -84,7 +84,7 @@ flash: firmware-build
 	$(PY) -m yamflash flash --port $(PORT) --board $(BOARD)
 
 monitor: venv
-	$(PY) -m yamflash monitor --port $(PORT)
+	$(PY) -m yamflash monitor --port $(PORT) --board $(BOARD)
 
 demo: venv
 	$(MAKE) flash BOARD=sim PORT=sim
