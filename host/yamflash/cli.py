@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from . import __version__
@@ -15,8 +17,19 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Console entry point: user errors become one line on stderr and exit code 2, never a traceback.
+
+    The user's environment failing under a command (a full disk, a read-only folder, a vanished file) is an
+    OSError; it is reported the same way, naming the path and what to do. YAMFLASH_TRACEBACK=1 shows the
+    traceback instead, for debugging.
+    """
+    import os
+
+    # TensorFlow's C++ start-up chatter (CPU features, oneDNN) says nothing a user can act on; silence it for
+    # every command, not only under make. A value the user set wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from . import commands  # noqa: F401  (registers the subcommands)
+    from .outputs import describe
 
     try:
         cli.main(args=argv, prog_name="yamflash", standalone_mode=False)
@@ -26,11 +39,25 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("yamflash: aborted", err=True)
         return 130
+    except click.UsageError as exc:  # one line like every other error, with where to read the usage
+        cmd = exc.ctx.command_path if exc.ctx is not None else "yamflash"
+        click.echo(f"yamflash: error: {exc.format_message().rstrip('.')}; see `{cmd} -h`.", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"yamflash: error: {exc.format_message()}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("yamflash: interrupted", err=True)
         return 130
-    return 0
+    except BrokenPipeError:  # `yamflash ... | head`: the reader left; nothing to say, and stdout is gone
+        import sys
 
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (Python would report the flush failure at exit)
+        return 1
+    except OSError as exc:
+        if os.environ.get("YAMFLASH_TRACEBACK"):
+            raise
+        click.echo(f"yamflash: error: {describe(exc, verb='use')}", err=True)
+        return 2
+    return 0

@@ -10,6 +10,7 @@ import click
 from .cli import cli
 from .distill_config import DistillConfig
 from .errors import UserError
+from .outputs import check_dir, check_file
 
 
 @cli.command()
@@ -33,6 +34,9 @@ def convert(weights: str | None, out_dir: str, calib_dir: str | None, calib_coun
 
     if calib_count <= 0:
         raise UserError("--calib-count must be positive.")
+    if weights:
+        check_weights(weights)  # before the calibration audio: the first thing to fix
+    check_dir(out_dir, "--out", files=("model.tflite", "model.json"), need_bytes=1 << 20)
     weights_path = weights or str(default_weights())
     m = run(weights_path, out_dir, calib_dir, calib_count, eval_dir, eval_count, synthetic_calibration, seed, labels)
     if as_json:
@@ -90,10 +94,11 @@ def inspect_cmd(model: str, as_json: bool, no_arena: bool, estimate: bool) -> No
 @click.option("--stats-period", type=float, default=5.0, show_default=True, help="Seconds between stats events.")
 def sim_cmd(flash_file: str, mic: str | None, fast: bool, loop: bool, stats_period: float) -> None:
     """Run a virtual ESP32-S3 on a pseudo-terminal (prints its path); Ctrl-C stops it."""
-    from .sim.process import run
+    from .sim.process import check_flash, check_mic, run
 
-    if mic and not Path(mic).is_file():
-        raise UserError(f"--mic {mic} does not exist; pass a WAV file.")
+    check_flash(flash_file)
+    if mic:
+        check_mic(mic)
     run(flash_file, mic, fast, loop, stats_period)
 
 
@@ -201,6 +206,7 @@ def gen_cmd(model_json: str, config_path: str | None, profile: str | None, conso
 
     if config_path is None and Path("yamflash.toml").is_file():
         config_path = "yamflash.toml"
+    check_dir(firmware_dir, "--firmware")
     cfg = gen.load_config(config_path)
     for attr, value in (("profile", profile), ("console", console), ("storage", storage),
                         ("arena_margin_pct", arena_margin)):
@@ -245,10 +251,17 @@ def build_cmd(profile: str | None, tool: str, firmware_dir: str, out_dir: str) -
     """Build the firmware (PlatformIO or ESP-IDF) and write the flash manifest."""
     from .build import build
 
+    check_dir(out_dir, "--out")
     manifest = build(firmware_dir, out_dir, profile=profile, tool=tool, echo=click.echo)
     click.echo(f"flash manifest: {Path(out_dir) / manifest['profile'] / 'flash.json'}")
     for f in manifest["files"]:
         click.echo(f"  {f['offset']:>9}  {f['role']:<16} {f['file']}  ({f['bytes']:,} bytes)")
+
+
+def check_weights(weights: str) -> None:
+    if not Path(weights).is_file():
+        what = "is a folder" if Path(weights).is_dir() else "does not exist"
+        raise UserError(f"--weights {weights} {what}; pass yamnet.h5 or a YAMNet .tflite.")
 
 
 def parse_where(where: tuple[str, ...]) -> dict[str, str]:
@@ -284,6 +297,8 @@ def train(weights: str, data: str | None, csv_path: str | None, audio_dir: str |
     from .train import confusion_table, run
 
     conds = parse_where(where)
+    check_weights(weights)
+    check_dir(out_dir, "--out", files=("model.tflite", "model.json", "training.json"), need_bytes=1 << 20)
     m = run(weights, data, csv_path, audio_dir, conds, out_dir, list(keep), test_fraction, test_fold, seed,
             calib_count, load_labels(labels) if labels else None)
     t = m["training"]
@@ -320,14 +335,20 @@ def validate_cmd(board_spec: str, audio: tuple[str, ...], model_dir: str, as_jso
 
     for g in gates:
         v.parse_gate(g)  # bad gates fail before the board is touched
+    if out_path:
+        check_file(out_path, "--out")
+    if plot_dir:
+        check_dir(plot_dir, "--plots")
     files = v.audio_files(audio)
     with v.open_board(board_spec, sim_flash) as board:
         report = v.validate(board, model_dir, files, plot_dir, with_float=not no_float,
                             say=None if as_json else lambda s: click.echo(s, err=True))
+    if not report["overall"].get("patches"):  # a report of nothing must not pass a CI gate
+        raise UserError("nothing was compared: every clip is shorter than one patch (0.975 s); pass longer audio.")
     if out_path:
         from .manifest import atomic_write
 
-        atomic_write(out_path, v.to_json(report) + "\n")
+        atomic_write(out_path, v.to_json(report) + "\n", flag="--out")
     if as_json:
         click.echo(v.to_json(report))
     else:
@@ -370,6 +391,8 @@ def bench_cmd(board_spec: str | None, n: int, warmup: int, audio: str | None, se
         raise UserError("pass --board sim|PORT to measure, or --estimate --model-dir DIR to estimate.")
     if audio and not Path(audio).is_file():
         raise UserError(f"--audio {audio} does not exist; pass an audio file.")
+    if out_path:
+        check_file(out_path, "--out")
     est = None
     if estimate:
         from . import estimate as em
@@ -449,6 +472,8 @@ def distill_cmd(weights: str, data: str | None, csv_path: str | None, audio_dir:
     from .train import confusion_table
 
     conds = parse_where(where)
+    check_weights(weights)
+    check_dir(out_dir, "--out", files=("model.tflite", "model.json", "training.json"), need_bytes=256 << 10)
     cfg = DistillConfig(epochs=epochs, views=views, calib_count=calib_count, seed=seed,
                         finetune_epochs=finetune_epochs)
     m = run(weights, data, csv_path, audio_dir, conds, list(unlabelled), out_dir, test_fraction, test_fold, cfg)

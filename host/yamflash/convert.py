@@ -98,8 +98,8 @@ def write_model(weights: YamnetWeights, names: list[str], labels_source: str | N
         "tool_versions": tool_versions(),
     }
     m.update(extra or {})
-    manifest.atomic_write(out / "model.tflite", tflite)
-    manifest.write(out / "model.json", m)
+    # Both or neither: a model.json never describes a model.tflite that is not there.
+    manifest.write_all({out / "model.tflite": tflite, out / "model.json": manifest.dumps(m)}, flag="--out")
     return m
 
 

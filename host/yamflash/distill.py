@@ -490,9 +490,8 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
         "training": training,
     }
     out = Path(out_dir)
-    manifest.atomic_write(out / "model.tflite", tflite)
-    manifest.write(out / "model.json", m)
-    manifest.atomic_write(out / "training.json", json.dumps(training, indent=2) + "\n")
+    manifest.write_all({out / "model.tflite": tflite, out / "model.json": manifest.dumps(m),
+                        out / "training.json": json.dumps(training, indent=2) + "\n"}, flag="--out")
     save_confusion_png(rep_int8, names, out / "confusion_int8.png", "student INT8 (TFLite Micro)")
     save_confusion_png(rep_float, names, out / "confusion_float.png", "student float")
     return m

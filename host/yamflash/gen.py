@@ -20,8 +20,8 @@ from . import __version__, partitions, profiles
 from .errors import UserError
 from .frontend import PARAMS, periodic_hann, sparse_mel
 from .inspect_model import TFLM_OPS
-from .manifest import atomic_write
 from .manifest import load as load_manifest
+from .manifest import write_all
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
@@ -433,14 +433,17 @@ def generate(manifest_path: str | Path, cfg: GenConfig, firmware_dir: str | Path
     if not (fw / "main").is_dir():
         raise UserError(f"{fw} is not the firmware folder (no main/); pass --firmware firmware.")
     written, unchanged, removed = [], [], []
+    changed: dict[str | Path, bytes] = {}
     for rel, data in render(plan).items():
         path = fw / rel
         if path.is_file() and path.read_bytes() == data:
             unchanged.append(rel)
             continue
-        atomic_write(path, data)
-        path.chmod(0o644)
+        changed[path] = data
         written.append(rel)
+    # All staged, then swapped: a full disk or a read-only file leaves the previous generation whole.
+    for path in write_all(changed, flag="--firmware"):
+        path.chmod(0o644)
     stale = PARTITION_MODEL if plan.storage == "spiffs" else SPIFFS_MODEL
     if (fw / stale).is_file():
         (fw / stale).unlink()

@@ -56,6 +56,8 @@ class State:
         t = msg.get("t")
         if t == "hello":
             self.hello = msg
+        elif t == "reply" and msg.get("cmd") == "info" and msg.get("ok"):
+            self.hello = {**msg, "t": "hello"}  # re-asked after a reconnect: what hello said while nobody listened
         elif t == "stats":
             self.stats = msg
         elif t == "det":
@@ -150,8 +152,15 @@ class Sink:
         line = json.dumps(obj, separators=(",", ":"))
         for f in (self.json_out, self.log_file):
             if f is not None:
-                f.write(line + "\n")
-                f.flush()
+                try:
+                    f.write(line + "\n")
+                    f.flush()
+                except OSError as exc:  # a full disk under --log is not a lost port: stop and say so
+                    from .errors import UserError
+                    from .outputs import describe
+
+                    raise UserError(describe(exc, getattr(f, "name", None), flag="--log" if f is self.log_file
+                                                                               else None)) from None
 
     def line(self, item: wire.Line) -> None:
         now = time.time()
@@ -180,28 +189,51 @@ def pump(port: Any, splitter: wire.Splitter, sink: Sink, stop: Callable[[], bool
 
 
 def run(opener: Callable[[], Any], sink: Sink, stop: Callable[[], bool], reset: Callable[[Any], None] | None,
-        reconnect_wait: Callable[[], None] | None = None, on_connect: Callable[[Any], None] | None = None) -> None:
-    """Open, reset once, pump; when the device drops, wait for it and open again, until ``stop()``."""
-    first = True
+        reconnect_wait: Callable[[], None] | None = None, on_connect: Callable[[Any], None] | None = None,
+        on_reconnect: Callable[[Any], None] | None = None, present: Callable[[], bool] | None = None,
+        grace: float = 5.0) -> None:
+    """Open, reset once, pump; when the device drops, wait for it and open again, until ``stop()``.
+
+    The first open must succeed: a busy, missing or forbidden port is the user's to fix, so its error
+    propagates. After a drop, open failures are retried while the device is away; once it is back
+    (``present()``) and still fails to open for ``grace`` seconds, someone else has it, and that error
+    propagates too.
+    UserErrors from the outputs (a full disk under --log) end the run as well: they are not a lost port.
+    """
+    from .errors import UserError
+
+    first, failing_since = True, None
     while not stop():
         try:
             port = opener()
         except Exception:
-            if reconnect_wait is None:
+            if first or reconnect_wait is None:
+                raise
+            now = time.monotonic()
+            here = present is not None and present()
+            failing_since = (failing_since or now) if here else None
+            if failing_since is not None and now - failing_since > grace:
                 raise
             reconnect_wait()
             continue
+        failing_since = None
         sink.state.connected = True
         splitter = wire.Splitter()
         try:
             if first and reset is not None:
                 reset(port)
+            if not first:
+                sink.line(wire.Line("log", f"[yamflash monitor] reconnected to {getattr(port, 'port', port)}"))
+                if on_reconnect:
+                    on_reconnect(port)
             first = False
             if on_connect:
                 on_connect(port)
             pump(port, splitter, sink, stop)
-        except (OSError, Exception) as exc:  # SerialException, EIO from a vanished USB device
-            if reconnect_wait is None or isinstance(exc, KeyboardInterrupt):
+        except UserError:
+            raise
+        except Exception as exc:  # SerialException, EIO from a vanished USB device or a stopped virtual board
+            if reconnect_wait is None:
                 raise
             sink.state.connected = False
             sink.state.reconnects += 1
@@ -211,6 +243,32 @@ def run(opener: Callable[[], Any], sink: Sink, stop: Callable[[], bool], reset: 
             with contextlib.suppress(Exception):
                 port.close()
     sink.state.connected = False
+
+
+def follow(device: str, listing: Callable[[], list[Any]] | None = None) -> Any:
+    """A ports.Candidate for a USB serial device given by path, so that a board coming back under another name
+    (same VID:PID and serial number) is found again; None for a by-id link (the link itself follows the
+    board), a pty or anything that is not a USB port."""
+    import os
+
+    from . import ports
+
+    if Path(device).is_symlink():
+        return None
+    try:
+        if listing is None:
+            from serial.tools import list_ports
+
+            listing = list_ports.comports
+        found = list(listing())
+    except Exception:  # no listing on this platform: reopen by path
+        return None
+    real = os.path.realpath(device)
+    for p in found:
+        if p.vid is not None and os.path.realpath(p.device) == real:
+            return ports.Candidate(p.device, p.vid, p.pid, ports.KNOWN_IDS.get((p.vid, p.pid), "USB serial"),
+                                   p.serial_number, p.description or "")
+    return None
 
 
 def hardware_reset(seq: str) -> Callable[[Any], None]:
@@ -237,11 +295,18 @@ def sim_reset(port: Any) -> None:
 
 
 def open_log(path: str | Path | None) -> IO[str] | None:
+    """The --log file, appended to (a JSONL record survives restarts of the monitor); UserError when it cannot be."""
     if not path:
         return None
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return open(p, "a", buffering=1)
+    from .errors import UserError
+    from .outputs import check_log, describe
+
+    p = check_log(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return open(p, "a", buffering=1)
+    except OSError as exc:
+        raise UserError(describe(exc, p, verb="open", flag="--log")) from None
 
 
 def _classes(detect: tuple[str, ...], model_json: str) -> list[int]:
@@ -266,13 +331,25 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
          duration: float | None, detect: tuple[str, ...], threshold: float | None, model_json: str,
          mic: str | None, fast: bool, sim_flash: str) -> None:
     """The `yamflash monitor` command: connect (auto/sim/path), reset, then pump into the chosen outputs."""
+    import errno
     import sys
 
     from . import ports
     from .errors import UserError
 
-    spawned = None
+    # Everything the user can get wrong is checked before a virtual board is started or a port opened.
     classes = _classes(detect, model_json) if detect else []
+    if log_path:
+        from .outputs import check_log
+
+        log_path = str(check_log(log_path))
+    if mic:
+        if port != "sim":
+            raise UserError("--mic plays a file into the virtual board; use it with --port sim.")
+        from .sim.process import check_mic
+
+        check_mic(mic)
+    spawned = None
     if port == "sim":
         from .sim.process import find_running, spawn
 
@@ -291,45 +368,71 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
         if cand is None and device.startswith("/dev/") and not Path(device).exists():
             # Waiting is for a board that re-enumerates; a port absent at start is a typo or a cable.
             raise UserError(f"{device} does not exist; check the cable, or use --port auto.")
+        cand = cand or follow(device)  # a USB port given by name is found again by its serial number
         do_reset = hardware_reset(reset_seq or DEFAULT_RESET) if reset else None
 
     state = State(port=device)
-    log_file = open_log(log_path)
-    live = None
-    if not as_json:
-        from rich.console import Console
-        from rich.live import Live
-
-        live = Live(render(state), console=Console(stderr=False), refresh_per_second=4)
-    sink = Sink(state, json_out=sys.stdout if as_json else None, log_file=log_file)
-    t_end = None if duration is None else time.monotonic() + duration
-    current = {"device": device}
-
-    def stop() -> bool:
-        if live is not None:
-            live.update(render(state))
-        return t_end is not None and time.monotonic() >= t_end
-
-    def opener() -> Any:
-        return ports.open_serial(current["device"], baud=baud)
-
-    def wait_again() -> None:
-        if cand is not None:
-            current["device"] = ports.wait_for(cand, timeout=3600)
-        else:
-            time.sleep(0.5)
-
-    def configure(p: Any) -> None:
-        if classes:
-            msg: dict[str, Any] = {"t": "cmd", "id": 1, "cmd": "detector", "classes": classes}
-            if threshold is not None:
-                msg["threshold"] = threshold
-            p.write(wire.encode(msg))
-
+    current: dict[str, str | None] = {"device": device}
+    log_file = live = None
     try:
+        log_file = open_log(log_path)
+        if not as_json:
+            from rich.console import Console
+            from rich.live import Live
+
+            live = Live(render(state), console=Console(stderr=False), refresh_per_second=4)
+        sink = Sink(state, json_out=sys.stdout if as_json else None, log_file=log_file)
+        t_end = None if duration is None else time.monotonic() + duration
+
+        def stop() -> bool:
+            if live is not None:
+                live.update(render(state))
+            return t_end is not None and time.monotonic() >= t_end
+
+        def opener() -> Any:
+            dev = current["device"]
+            if dev is None:
+                raise OSError(errno.ENOENT, "the virtual board is not running")
+            return ports.open_serial(dev, baud=baud)
+
+        def present() -> bool:
+            dev = current["device"]
+            return dev is not None and Path(dev).exists()
+
+        def wait_again() -> None:
+            if spawned is not None:
+                code = spawned.proc.poll()
+                if code is not None:
+                    raise UserError(f"the virtual board this monitor started has stopped (exit {code}); "
+                                    "run the command again.")
+                time.sleep(0.5)
+            elif port == "sim":
+                # A restarted virtual board is on a new pty (and the old pty's name may now be someone
+                # else's terminal): find it again through sim.json, never reopen the old path blindly.
+                current["device"] = find_running(sim_flash)
+                if current["device"] is None:
+                    time.sleep(0.5)
+            elif cand is not None:
+                current["device"] = ports.wait_for(cand, timeout=3600)
+            else:
+                time.sleep(0.5)
+            if current["device"]:
+                state.port = current["device"]
+
+        def configure(p: Any) -> None:
+            if classes:
+                msg: dict[str, Any] = {"t": "cmd", "id": 1, "cmd": "detector", "classes": classes}
+                if threshold is not None:
+                    msg["threshold"] = threshold
+                p.write(wire.encode(msg))
+
+        def ask_info(p: Any) -> None:  # the board's hello went out while nobody listened
+            p.write(wire.encode({"t": "cmd", "id": 2, "cmd": "info"}))
+
         if live is not None:
             live.start()
-        run(opener, sink, stop, do_reset, reconnect_wait=wait_again, on_connect=configure)
+        run(opener, sink, stop, do_reset, reconnect_wait=wait_again, on_connect=configure,
+            on_reconnect=ask_info, present=present)
     except KeyboardInterrupt:
         pass
     finally:
@@ -337,8 +440,10 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
             live.update(render(state))
             live.stop()
         if as_json:
-            sys.stdout.write(json.dumps(state.summary()) + "\n")
+            with contextlib.suppress(OSError):
+                sys.stdout.write(json.dumps(state.summary()) + "\n")
         if log_file:
-            log_file.close()
+            with contextlib.suppress(OSError):
+                log_file.close()
         if spawned:
             spawned.stop()

@@ -246,10 +246,10 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
                 "split": "fold" if (test_fold or len({c.fold for c in clips if c.fold}) >= 2) else "grouped by source",
                 "float": rep_float, "int8_tflm": rep_int8}
     m["training"] = training
-    from .manifest import atomic_write, write
+    from .manifest import dumps, write_all
 
-    write(out / "model.json", m)
-    atomic_write(out / "training.json", json.dumps(training, indent=2) + "\n")
+    write_all({out / "model.json": dumps(m), out / "training.json": json.dumps(training, indent=2) + "\n"},
+              flag="--out")
     save_confusion_png(rep_int8, names, out / "confusion_int8.png", "INT8 (TFLite Micro)")
     save_confusion_png(rep_float, names, out / "confusion_float.png", "float head")
     return m

@@ -81,6 +81,8 @@ class VirtualBoard:
                  loop: bool = False, stats_period: float = 5.0, ring_ms: int = 1000):
         self.flash_file = Path(flash_file)
         self.mic_path = Path(mic) if mic else None
+        self.mic_pcm = self._load_mic() if self.mic_path else None  # here, not in the capture thread: a bad
+        # file is one error line before the board starts, never a thread's traceback while it runs
         self.fast, self.loop = fast, loop
         self.stats_period = stats_period
         self.master, self.slave = os.openpty()
@@ -102,6 +104,13 @@ class VirtualBoard:
                          (self._capture, "capture"))]
 
     # ---- lifecycle -------------------------------------------------------------------------------
+    def _load_mic(self) -> np.ndarray:
+        from ..audio import load_audio
+        from ..board import to_pcm16
+
+        assert self.mic_path is not None
+        return to_pcm16(load_audio(self.mic_path))
+
     def _reset_state(self) -> None:
         self.t_boot = time.monotonic()
         self.src = "mic" if self.mic_path else "host"
@@ -447,12 +456,9 @@ class VirtualBoard:
 
     # ---- capture task ----------------------------------------------------------------------------
     def _capture(self) -> None:
-        if self.mic_path is None:
+        if self.mic_pcm is None:
             return
-        from ..audio import load_audio
-        from ..board import to_pcm16
-
-        pcm = to_pcm16(load_audio(self.mic_path))
+        pcm = self.mic_pcm
         chunk = 480  # 30 ms, a typical I2S DMA buffer
         pos, t_next = 0, time.monotonic()
         while not self.stop.is_set():

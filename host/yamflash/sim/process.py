@@ -30,6 +30,28 @@ def write_state(flash: str | Path, pty: str) -> None:
     atomic_write(state_file(flash), json.dumps({"pty": pty, "pid": os.getpid(), "flash": str(flash)}) + "\n")
 
 
+def check_flash(flash: str | Path) -> None:
+    """Up front, for `yamflash sim`: the flash file must exist (a typo would otherwise start a blank board
+    without a word), and the folder must take ``sim.json``, which is how clients find the board."""
+    from ..outputs import check_file
+
+    p = Path(flash)
+    if not p.is_file():
+        what = "is not a file" if p.exists() else "does not exist"
+        raise UserError(f"--flash {p} {what}; write the virtual board's flash first: "
+                        f"`yamflash flash --port sim --sim-flash {p}`.")
+    check_file(state_file(p), "--flash")
+
+
+def check_mic(mic: str | Path) -> None:
+    """Up front: the microphone file decodes as audio (not later, in the capture thread, as a traceback)."""
+    from ..audio import load_audio
+
+    if not Path(mic).is_file():
+        raise UserError(f"--mic {mic} does not exist; pass a WAV file.")
+    load_audio(mic)
+
+
 def find_running(flash: str | Path = DEFAULT_FLASH) -> str | None:
     """The pty of a virtual board already running on ``flash``, or None."""
     try:
