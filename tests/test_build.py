@@ -34,7 +34,7 @@ def offline(host: tuple[str, int]) -> bool:
 
 
 def test_pio_commands_build_app_then_spiffs_image(tmp_path: Path) -> None:
-    fw = generated(tmp_path)
+    fw = generated(tmp_path, storage="spiffs")
     g = build.load_generated(fw, None)
     assert build.pio_commands("pio", fw, g) == [
         ["pio", "run", "-d", str(fw), "-e", "esp32s3-n16r8"],
@@ -83,7 +83,7 @@ def test_missing_platformio_is_immediate(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_missing_platform_offline_is_immediate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fw = generated(tmp_path)
+    fw = generated(tmp_path, storage="spiffs")
     fake = tmp_path / "bin" / "pio"
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\necho should not run; exit 1\n")
@@ -158,7 +158,7 @@ def fake_pio_outputs(fw: Path, env: str, table_offset: int = 0x8000) -> dict[str
 
 @pytest.mark.parametrize("table_offset", [0x8000, 0x9000])
 def test_flash_manifest_offsets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table_offset: int) -> None:
-    fw = generated(tmp_path)
+    fw = generated(tmp_path, storage="spiffs")
     (fw / "sdkconfig.esp32s3-n16r8").write_text(f"CONFIG_PARTITION_TABLE_OFFSET=0x{table_offset:x}\n")
     files = fake_pio_outputs(fw, "esp32s3-n16r8", table_offset)
     ran: list[list[str]] = []

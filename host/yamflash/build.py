@@ -29,7 +29,7 @@ from typing import Any
 
 from . import __version__, partitions, profiles
 from .errors import UserError
-from .manifest import write_all
+from .manifest import atomic_write
 
 PIO_PLATFORM = "espressif32"
 PIO_PLATFORM_VERSION = "6.12.0"  # keep in step with firmware/platformio.ini
@@ -141,6 +141,70 @@ def pio_commands(pio: str, fw: Path, g: Generated) -> list[list[str]]:
     if g.data["storage"] == "spiffs":
         cmds.append([pio, "run", "-d", str(fw), "-e", env, "-t", "buildfs"])
     return cmds
+
+
+# What `pio run -t buildfs` runs (platform-espressif32 6.12.0, builder/main.py, fetch_fs_size + DataToBin):
+#   mkspiffs_espressif32_espidf -c <data_dir> -s <FS_SIZE> -p 256 -b 4096 .pio/build/<env>/spiffs.bin
+# FS_SIZE is the size of the last data partition of subtype spiffs, fat or littlefs in partitions.csv; the
+# binary is mkspiffs 0.2.3 (package tool-mkspiffs ~2.230.0) in its esp-idf build (-DSPIFFS_OBJ_META_LEN=4).
+PIO_FS_PAGE = 0x100
+PIO_FS_BLOCK = 0x1000
+PIO_FS_SUBTYPES = ("spiffs", "fat", "littlefs")
+SPIFFS_DIR = "spiffs"  # platformio.ini's data_dir; main/CMakeLists.txt's spiffs_create_partition_image folder
+
+
+def pio_fs_size(fw: Path) -> int:
+    """FS_SIZE as PlatformIO takes it from partitions.csv (the last filesystem-type data partition)."""
+    try:
+        rows = partitions.from_csv((fw / "partitions.csv").read_text())
+    except OSError:
+        raise UserError(f"{fw / 'partitions.csv'} is missing; run `yamflash gen`.") from None
+    sub = partitions.SUBTYPES[partitions.TYPES["data"]]
+    fs = [p for p in rows if p.type == partitions.TYPES["data"] and p.subtype in {sub[n] for n in PIO_FS_SUBTYPES}]
+    if not fs:
+        raise UserError(f"{fw / 'partitions.csv'} has no SPIFFS partition for `pio run -t buildfs`; "
+                        f"run `yamflash gen`.")
+    return fs[-1].size
+
+
+def pio_mkspiffs_args(fw: Path, image: Path) -> list[str]:
+    """The arguments `pio run -t buildfs` gives mkspiffs for this project (tests run the same mkspiffs with them)."""
+    data_dir = fw / SPIFFS_DIR
+    return ["-c", str(data_dir), "-s", str(pio_fs_size(fw)), "-p", str(PIO_FS_PAGE), "-b", str(PIO_FS_BLOCK),
+            str(image)]
+
+
+def check_spiffs_input(fw: Path, g: Generated, tool: str) -> None:
+    """Before a SPIFFS build: the folder holds exactly the generated model, and the partition fits the packer.
+
+    Both mkspiffs and spiffsgen.py pack every file of the folder, and the partition was sized for the model
+    alone; mkspiffs needs about 25 % more room than spiffsgen.py (partitions.mkspiffs_blocks), so a
+    partitions.csv sized by an older yamflash fails `pio run -t buildfs` with "File system is full".
+    """
+    folder = fw / SPIFFS_DIR
+    model = fw / g.data["model_file"]
+    others = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p != model)
+    if others:
+        raise UserError(f"{folder} holds {', '.join(others)} besides the model; the model partition is sized for "
+                        f"the model alone: remove them (or run `yamflash gen` again).")
+    try:
+        data = model.read_bytes()
+    except OSError:
+        raise UserError(f"{model} is missing; run `yamflash gen`.") from None
+    if hashlib.sha256(data).hexdigest() != g.data["model_sha256"]:
+        raise UserError(f"{model} is not the model `yamflash gen` wrote; run `yamflash gen` again.")
+    name = "/" + model.name
+    if tool == "pio":
+        need, have, who = partitions.mkspiffs_blocks(len(data), name), pio_fs_size(fw), "PlatformIO's mkspiffs"
+    else:
+        rows = {p.name: p for p in partitions.from_csv((fw / "partitions.csv").read_text())}
+        if "model" not in rows:
+            raise UserError("partitions.csv lacks a 'model' partition; run `yamflash gen`.")
+        need, have, who = partitions.spiffsgen_blocks(len(data), name), rows["model"].size, "ESP-IDF's spiffsgen.py"
+    need *= partitions.SPIFFS_BLOCK
+    if have < need:
+        raise UserError(f"the model's SPIFFS partition is {have:,} bytes; {who} needs {need:,} for this model: run "
+                        f"`yamflash gen` again (it sizes the partition for both PlatformIO and idf.py).")
 
 
 def idf_build_dir(fw: Path, g: Generated) -> Path:
@@ -302,11 +366,12 @@ def write_manifest(out: Path, g: Generated, parts: list[partitions.Partition], o
         # monitor and the HIL suite talk to the console at this rate (--console uart: gen's uart_baud)
         "console": g.data.get("console"), "console_baud": console_baud,
     }
+    out.mkdir(parents=True, exist_ok=True)
     names = {"bootloader": "bootloader.bin", "partition-table": "partition-table.bin", "app": "app.bin",
              "model": "model.bin"}
-    # Staged, then swapped: a full disk leaves the previous images and flash.json as a matching set.
-    write_all({**{out / names[role]: data for role, data in images.items()},
-               out / "flash.json": json.dumps(manifest, indent=2) + "\n"}, flag="--out")
+    for role, data in images.items():
+        atomic_write(out / names[role], data)
+    atomic_write(out / "flash.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -339,6 +404,8 @@ def build(firmware_dir: str | Path, out_dir: str | Path, profile: str | None = N
     if g.profile.sim:
         return build_sim(fw, out, g)
     exe = check_toolchain(tool, fw, online, spiffs=g.data["storage"] == "spiffs")
+    if g.data["storage"] == "spiffs":
+        check_spiffs_input(fw, g, tool)
     if tool == "pio":
         for cmd in pio_commands(exe, fw, g):
             run_streaming(cmd, echo, pio_env())
@@ -360,4 +427,9 @@ def build(firmware_dir: str | Path, out_dir: str | Path, profile: str | None = N
     if partitions.from_binary(images["partition-table"]) != parts:
         raise UserError("the built partition table differs from partitions.csv as yamflash reads it; "
                         "run `yamflash gen` and build again.")
+    model_part = next((p for p in parts if p.name == "model"), None)
+    if g.data["storage"] == "spiffs" and model_part and len(images["model"]) != model_part.size:
+        # mkspiffs and spiffsgen.py both write an image of exactly the partition's size
+        raise UserError(f"{model} is {len(images['model']):,} bytes but the model partition {model_part.size:,}; "
+                        f"it was built for another partition table: run `yamflash gen` and build again.")
     return write_manifest(out / g.profile.name, g, parts, offset, images, console_baud(fw, g, tool))

@@ -35,12 +35,16 @@ ALIGN = {0x00: 0x10000, 0x01: 0x1000}
 FLAGS = {"encrypted": 0, "readonly": 1}
 
 # SPIFFS geometry of ESP-IDF's defaults (CONFIG_SPIFFS_PAGE_SIZE=256, CONFIG_SPIFFS_OBJ_NAME_LEN=32,
-# CONFIG_SPIFFS_META_LENGTH=4, 4 KiB erase block), which sdkconfig.defaults states explicitly.
+# CONFIG_SPIFFS_META_LENGTH=4, 4 KiB erase block), which sdkconfig.defaults states explicitly. PlatformIO's
+# mkspiffs has the same compiled in (esp-idf build of mkspiffs 0.2.3: SPIFFS_OBJ_META_LEN=4) and gets -p 256 -b 4096.
 SPIFFS_PAGE = 256
 SPIFFS_BLOCK = 4096
 SPIFFS_NAME_LEN = 32
 SPIFFS_META_LEN = 4
-SPIFFS_SPARE_BLOCKS = 2  # free blocks left for SPIFFS's own bookkeeping (garbage collection, a rewrite)
+SPIFFS_SPARE_BLOCKS = 2  # free blocks left in spiffsgen's compact image for SPIFFS's own bookkeeping
+# spiffs_page_ix, spiffs_obj_id and spiffs_span_ix are 16-bit (ESP-IDF's spiffs_config.h); esp_spiffs.c refuses
+# to mount a partition whose page count, + 2, exceeds 0xFFFF.
+SPIFFS_MAX_PAGES = 0xFFFF - 2
 
 # Raw model partition image (storage = partition): a 64-byte header, then the .tflite, so the firmware
 # can esp_partition_mmap() it and hand TFLite Micro a pointer 16-byte aligned.
@@ -189,24 +193,66 @@ def from_binary(blob: bytes) -> list[Partition]:
     raise ValueError("partition table has no end marker")
 
 
-def spiffs_size_for(nbytes: int, name: str = "/model.tflite", spare_blocks: int = SPIFFS_SPARE_BLOCKS) -> int:
-    """Bytes of a SPIFFS partition that holds one file of ``nbytes``, with ``spare_blocks`` free.
+def spiffs_live_pages(nbytes: int, name: str = "/model.tflite") -> int:
+    """Pages one file of ``nbytes`` occupies in SPIFFS: its data pages plus its object index pages.
 
-    Mirrors the page layout of ESP-IDF's spiffsgen.py for the default geometry: each 4 KiB block loses
-    one page to the object lookup table; a data page carries 256 - 5 bytes; the file's first index page
-    lists (256 - 49) // 2 data pages and each further one (256 - 8) // 2.
+    The page layout of SPIFFS (and of ESP-IDF's spiffsgen.py) for the default geometry: a data page carries
+    256 - 5 bytes; the file's first index page (with the name and metadata) lists (256 - 49) // 2 data pages,
+    each further one (256 - 8) // 2.
     """
-    pages_per_block = SPIFFS_BLOCK // SPIFFS_PAGE
-    lookup_pages = math.ceil(pages_per_block * 2 / SPIFFS_PAGE)
+    if len(name) >= SPIFFS_NAME_LEN:
+        raise UserError(f"SPIFFS file name {name!r} is longer than {SPIFFS_NAME_LEN - 1} characters.")
     data_len = SPIFFS_PAGE - 5
     head_ids = (SPIFFS_PAGE - (8 + 4 + 1 + SPIFFS_NAME_LEN + SPIFFS_META_LEN)) // 2
     more_ids = (SPIFFS_PAGE - 8) // 2
-    if len(name) >= SPIFFS_NAME_LEN:
-        raise UserError(f"SPIFFS file name {name!r} is longer than {SPIFFS_NAME_LEN - 1} characters.")
     data_pages = max(1, math.ceil(nbytes / data_len))
-    index_pages = 1 + math.ceil(max(0, data_pages - head_ids) / more_ids)
-    blocks = math.ceil((data_pages + index_pages) / (pages_per_block - lookup_pages))
-    return (blocks + spare_blocks) * SPIFFS_BLOCK
+    return data_pages + 1 + math.ceil(max(0, data_pages - head_ids) / more_ids)
+
+
+def _usable_pages_per_block() -> int:
+    """Pages of a block that can hold file pages: the rest is the block's object lookup table (1 page)."""
+    pages_per_block = SPIFFS_BLOCK // SPIFFS_PAGE
+    return pages_per_block - math.ceil(pages_per_block * 2 / SPIFFS_PAGE)
+
+
+def spiffsgen_blocks(nbytes: int, name: str = "/model.tflite") -> int:
+    """The fewest blocks ESP-IDF's spiffsgen.py (the idf.py path) builds the image in: it writes every page
+    once, packed, so the live pages fill whole blocks and nothing else is needed."""
+    return math.ceil(spiffs_live_pages(nbytes, name) / _usable_pages_per_block())
+
+
+def mkspiffs_blocks(nbytes: int, name: str = "/model.tflite") -> int:
+    """Blocks mkspiffs 0.2.3 (PlatformIO's `pio run -t buildfs`) needs for the file; measured, not derived.
+
+    mkspiffs does not lay pages out: it writes the file through the SPIFFS library one byte at a time. Every
+    256-byte flush of SPIFFS's write cache appends to the file and rewrites the file's index header page (its
+    size field), leaving the old copy deleted (with room to spare: one deleted page per flush, 15,995 for the
+    4,061,480 B model), and garbage collection only cleans blocks once no more than 3 free blocks are left. In
+    the smallest partition that works the finished image still carries about one deleted page for every four
+    live ones (`mkspiffs -i`: 4,103 deleted beside 16,313 live pages for that model), and SPIFFS never writes
+    into its last 2 blocks (spiffs_gc_check counts block_count - 2). Hence: live pages x 5/4, plus one page in
+    256 for the slow drift above 5/4 measured on large files, plus SPIFFS's 2 blocks and 1 block of margin.
+    Against the minimum found by bisection with the real mkspiffs for 1 B ... 9 MB files this is 1-7 blocks
+    over and never under (tests/test_spiffs_image.py rechecks it with mkspiffs built from ../shared/sdk).
+    """
+    live = spiffs_live_pages(nbytes, name)
+    pages = live + math.ceil(live / 4) + math.ceil(live / 256)
+    return math.ceil(pages / _usable_pages_per_block()) + 2 + 1
+
+
+def spiffs_size_for(nbytes: int, name: str = "/model.tflite") -> int:
+    """Bytes of a SPIFFS partition that holds one file of ``nbytes`` whichever tool builds the image.
+
+    Both build paths must fit: idf.py's spiffsgen.py (compact: spiffsgen_blocks + SPIFFS_SPARE_BLOCKS) and
+    PlatformIO's mkspiffs (about 25 % more: mkspiffs_blocks), so a user's own `pio run -t buildfs` or
+    `-t uploadfs` works too. UserError when SPIFFS's 16-bit page index cannot address the partition.
+    """
+    blocks = max(spiffsgen_blocks(nbytes, name) + SPIFFS_SPARE_BLOCKS, mkspiffs_blocks(nbytes, name))
+    size = blocks * SPIFFS_BLOCK
+    if size // SPIFFS_PAGE > SPIFFS_MAX_PAGES:
+        raise UserError(f"a {nbytes:,}-byte model needs a {size:,}-byte SPIFFS partition, more than SPIFFS with "
+                        f"{SPIFFS_PAGE}-byte pages can address (16 MB); use --storage partition.")
+    return size
 
 
 def model_image(model: bytes) -> bytes:

@@ -24,7 +24,10 @@ class Profile:
     flash_mode: str = "qio"
     flash_freq: str = "80m"
     console: str = "usb-serial-jtag"  # default console: "usb-serial-jtag" | "uart"
-    storage: str = "spiffs"  # default model storage: "spiffs" | "partition"
+    # Default model storage: "partition" | "spiffs". The raw partition is memory-mapped (esp_partition_mmap): no
+    # copy of the ~4 MB model into PSRAM at boot, and it fits the 2 MB PSRAM of esp32s3-n8r2, which cannot hold
+    # a copy. "spiffs" stays available (--storage spiffs) for a model kept as a file.
+    storage: str = "partition"
     sim: bool = False
 
     @property
