@@ -119,7 +119,7 @@ extern "C" int yf_infer_init(const uint8_t *model_data, char *err, size_t cap) {
         return -1;
     }
     int rc = 0;
-    if (Build(model, YF_ARENA_BYTES, true) != kTfLiteOk) {
+    if (Build(model, YF_ARENA_BYTES, YF_ARENA_INTERNAL != 0) != kTfLiteOk) {  // placement: `yamflash gen`
         // Find out what it really needs: retry in PSRAM with a generous arena and report the bytes used.
         const size_t big = 4 * static_cast<size_t>(YF_ARENA_BYTES);
         if (Build(model, big, false) != kTfLiteOk) {

@@ -322,7 +322,8 @@ def sim_app(fw: Path, g: Generated) -> bytes:
         "generator": g.data["generator"],
         "labels": g.data.get("labels"),
         "arena_size": g.data["arena_bytes"],
-        "arena_used": g.data.get("arena_measured"),
+        "arena_used": g.data.get("arena_measured"),  # the chip's figure (model.json arena.chip_espnn, or the bound)
+        "arena_where": g.data.get("arena_where"),  # gen's placement (YF_ARENA_INTERNAL)
         "detector": g.data.get("detector"),
     }
     return (json.dumps(desc, indent=1, sort_keys=True) + "\n").encode()

@@ -76,7 +76,13 @@ def inspect_cmd(model: str, as_json: bool, no_arena: bool, estimate: bool) -> No
             click.echo(f"  {kind[:-1]:<6} {t['dtype']:<8} {str(t['shape']):<16}{q}")
     click.echo("  ops    " + ", ".join(f"{k} x{v}" for k, v in sorted(r["op_counts"].items())))
     if "arena_bytes" in r:
-        click.echo(f"  arena  {r['arena_bytes']:,} bytes (TFLite Micro on this host)")
+        from .arena import recorded_chip_arena
+
+        click.echo(f"  arena  {r['arena_bytes']:,} bytes (TFLite Micro on this host, reference kernels)")
+        chip, scratch = recorded_chip_arena(model), r.get("espnn_largest_scratch", 0)
+        click.echo(f"  chip   {chip:,} bytes with ESP-NN's scratch (measured, model.json beside it)" if chip else
+                   f"  chip   at most {r['arena_bytes'] + scratch:,} bytes with ESP-NN's scratch (host arena + largest "
+                   f"request {scratch:,}; not measured)")
     click.echo(f"  TFLite Micro: {r['tflm_verdict']}")
     for reason in r["tflm_reasons"]:
         click.echo(f"    - {reason}")
@@ -195,7 +201,7 @@ def monitor_cmd(port: str, baud: int | None, profile: str, manifest_path: str | 
 @click.option("--window", type=int, default=None, help="Patches averaged.")
 @click.option("--min-count", type=int, default=None, help="Consecutive patches above threshold.")
 @click.option("--refractory-ms", type=int, default=None)
-@click.option("--arena-margin", type=int, default=None, help="Percent added to the measured arena (default 25).")
+@click.option("--arena-margin", type=int, default=None, help="Percent added to the chip's arena figure (default 2).")
 @click.option("--firmware", "firmware_dir", default="firmware", show_default=True)
 def gen_cmd(model_json: str, config_path: str | None, profile: str | None, console: str | None,
             storage: str | None, flash_size: str | None, app_size: str | None, mic_type: str | None,
@@ -237,7 +243,11 @@ def gen_cmd(model_json: str, config_path: str | None, profile: str | None, conso
         click.echo(f"  removed   {Path(firmware_dir) / rel}")
     mp = p.model_partition
     where = "SPIFFS" if p.storage == "spiffs" else "a raw"
-    click.echo(f"{p.profile.name}: {len(p.ops)} ops, arena {p.arena_bytes:,} bytes, model {len(p.model):,} bytes "
+    need = p.arena_need
+    assert need is not None
+    click.echo(f"{p.profile.name}: {len(p.ops)} ops, arena {p.arena_bytes:,} bytes in {p.arena_where} (chip needs "
+               f"{need.bytes:,}: {'measured' if need.measured else 'a bound, not measured'}), "
+               f"model {len(p.model):,} bytes "
                f"in {where} partition of {mp.size:,} at 0x{mp.offset:x} ({p.flash_size >> 20} MB flash); "
                f"{len(r.written)} file(s) written, {len(r.unchanged)} unchanged.")
 

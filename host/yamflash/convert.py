@@ -110,7 +110,7 @@ def model_record(tflite: bytes, report: dict[str, Any], micro: Any, names: list[
 
     si, zi = micro.input_quant
     so, zo = micro.output_quant
-    return {
+    rec = {
         "schema": manifest.SCHEMA,
         "generator": f"yamflash {__version__}",
         "model": {"file": "model.tflite", "bytes": len(tflite), "sha256": hashlib.sha256(tflite).hexdigest()},
@@ -127,6 +127,12 @@ def model_record(tflite: bytes, report: dict[str, Any], micro: Any, names: list[
         "arena_bytes": report["arena_bytes"],
         "arena_measured_on": f"host {platform.machine()}, tflite-micro {tflite_micro.__version__}",
     }
+    # The chip's arena beside the host's: ESP-NN's scratch buffers, measured where ../shared/sdk is (arena.py).
+    from .arena import manifest_arena
+    from .chip_arena import measure
+
+    rec["arena"] = manifest_arena(report["arena_bytes"], tflite, measure(rec, tflite, log))
+    return rec
 
 
 def tool_versions() -> dict[str, str]:

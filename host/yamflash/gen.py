@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, partitions, profiles
+from . import __version__, arena, partitions, profiles
 from .errors import UserError
 from .frontend import PARAMS, periodic_hann, sparse_mel
 from .inspect_model import TFLM_OPS
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
 GENERATOR = f"yamflash {__version__}"
 
-ARENA_MARGIN_PCT = 25  # ESP-NN kernels ask for scratch buffers the host's reference kernels do not
-ARENA_MARGIN_MIN = 16 * 1024
+ARENA_MARGIN_PCT = arena.CHIP_MARGIN_PCT  # on the chip's own figure (ESP-NN scratch included): arena.py
+ARENA_MARGIN_MIN = arena.MARGIN_MIN
 DEFAULT_APP_SIZE = 2 * profiles.MB
 MAX_DET_CLASSES = 32  # yf_detect.h YF_DETECT_MAX_CLASSES
 MAX_DET_WINDOW = 32  # yf_detect.h YF_DETECT_MAX_WINDOW
@@ -131,6 +131,8 @@ class Plan:
     pins: dict[str, int]
     arena_bytes: int
     parts: list[partitions.Partition]
+    arena_need: arena.ChipNeed | None = None  # the chip's need (measured, or the labelled bound)
+    arena_where: str = "psram"  # where AllocArena puts it: "internal" | "psram"
 
     @property
     def model_partition(self) -> partitions.Partition:
@@ -193,9 +195,7 @@ def _check_detector(d: DetectorConfig) -> None:
 
 def arena_size(measured: int, margin_pct: int) -> int:
     """Arena to configure: the measured need plus margin_pct % (at least ARENA_MARGIN_MIN), 16-aligned."""
-    if margin_pct < 0:
-        raise UserError("arena margin must not be negative.")
-    return partitions.align_up(measured + max(measured * margin_pct // 100, ARENA_MARGIN_MIN), 16)
+    return arena.size(arena.ChipNeed(measured, True, "", measured, 0), margin_pct)
 
 
 def plan_layout(profile: profiles.Profile, storage: str, model_bytes: int, app_size: int, table_offset: int,
@@ -296,11 +296,15 @@ def make_plan(manifest_path: str | Path, cfg: GenConfig) -> Plan:
     check_mic_pins(pins, prof, console)
     _check_detector(cfg.detector)
     flash = cfg.flash_size or prof.flash_size
+    need = arena.chip_need(m, model)  # the chip's figure (ESP-NN scratch included), not the host's
+    arena_bytes = arena.size(need, cfg.arena_margin_pct)
+    where = arena.placement(arena_bytes, prof)
+    arena.check_ram(prof, storage, len(model), arena_bytes, where)
     return Plan(
         manifest=m, model=model, profile=prof, cfg=cfg, console=console, storage=storage, flash_size=flash,
         ops=resolve_ops(m["ops"]), det_classes=resolve_classes(cfg.detector.classes, m["labels"]),
         pins={k: pins[k] for k in MIC_PINS[cfg.mic.type]},
-        arena_bytes=arena_size(int(m["arena_bytes"]), cfg.arena_margin_pct),
+        arena_bytes=arena_bytes, arena_need=need, arena_where=where,
         parts=plan_layout(prof, storage, len(model), cfg.app_size, cfg.table_offset, flash),
     )
 
@@ -360,9 +364,8 @@ def context(plan: Plan) -> dict[str, Any]:
         "flash_size": plan.flash_size, "flash_size_mb": plan.flash_size // profiles.MB,
         "ops": plan.ops, "labels": m["labels"], "det": plan.cfg.detector, "det_classes": plan.det_classes,
         "mic": plan.cfg.mic, "pins": plan.pins, "uart_baud": plan.cfg.uart_baud,
-        "arena_bytes": plan.arena_bytes, "arena_measured": int(m["arena_bytes"]),
+        "arena_bytes": plan.arena_bytes, "arena_need": _need(plan), "arena_where": plan.arena_where,
         "arena_margin_pct": plan.cfg.arena_margin_pct, "arena_margin_min": ARENA_MARGIN_MIN,
-        "arena_measured_on": m.get("arena_measured_on", "unknown"),
         "hann": [float(x) for x in periodic_hann(PARAMS.frame_length)],
         "mel_first": [first for first, _ in bands], "mel_len": [len(w) for _, w in bands],
         "mel_offset": offsets, "mel_weights": [[float(x) for x in w] for _, w in bands], "mel_total": total,
@@ -389,6 +392,11 @@ PARTITION_MODEL = "model/model_partition.bin"
 STAMP = "main/generated/yf_gen.json"
 
 
+def render_one(plan: Plan, template: str) -> bytes:
+    """One file of GENERATED for this plan (chip_arena.py compiles yf_inference.cpp against two of them)."""
+    return _env().get_template(template).render(context(plan)).encode()
+
+
 def render(plan: Plan) -> dict[str, bytes]:
     """Relative path -> content of every file `gen` owns for this plan."""
     env, ctx = _env(), context(plan)
@@ -399,6 +407,10 @@ def render(plan: Plan) -> dict[str, bytes]:
         files[PARTITION_MODEL] = partitions.model_image(plan.model)
     files[STAMP] = (json.dumps(stamp(plan), indent=2, sort_keys=True) + "\n").encode()
     return files
+
+
+def _need(plan: Plan) -> arena.ChipNeed:
+    return plan.arena_need or arena.chip_need(plan.manifest, plan.model)
 
 
 def stamp(plan: Plan) -> dict[str, Any]:
@@ -412,8 +424,11 @@ def stamp(plan: Plan) -> dict[str, Any]:
         "model_file": SPIFFS_MODEL if plan.storage == "spiffs" else PARTITION_MODEL,
         "arena_bytes": plan.arena_bytes, "ops": [op for op, _ in plan.ops],
         "mic": asdict(plan.cfg.mic) | {"pins": plan.pins}, "detector_classes": plan.det_classes,
-        # What the headers give the chip, for the virtual board's app descriptor (build --board sim).
-        "arena_measured": int(plan.manifest["arena_bytes"]), "labels": list(plan.manifest["labels"]),
+        # What the headers give the chip, for the virtual board's app descriptor (build --board sim): the
+        # chip's arena need (what AllocateTensors will use), whether it was measured, and where it goes.
+        "arena_measured": _need(plan).bytes, "arena_chip_measured": _need(plan).measured,
+        "arena_where": plan.arena_where, "arena_host": int(plan.manifest["arena_bytes"]),
+        "labels": list(plan.manifest["labels"]),
         "detector": asdict(plan.cfg.detector) | {"classes": plan.det_classes},
     }
 

@@ -121,6 +121,10 @@ def inspect(path: str | Path, measure_arena: bool = True) -> dict[str, Any]:
         from .tflm import arena_bytes
 
         report["arena_bytes"] = arena_bytes(data)
+    if not missing:  # what ESP-NN's kernels add on the chip (espnn_scratch.py; no compiler needed)
+        from .espnn_scratch import largest
+
+        report["espnn_largest_scratch"] = largest(data)
     if reasons:
         report["advice"] = f"make an int8 log-mel model from its weights: yamflash convert --weights {path}"
     return report

@@ -24,14 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from .. import wire
+from .. import profiles, wire
 from ..frontend import PARAMS
+from .alloc import Allocation, allocate
 from .boot import BootError, Image, boot
 from .core import DetectorConfig, Pipeline, make_detector
 
 FW_LOG = "I ({ms}) {tag}: {text}"
-HEAP_INTERNAL = 327_680  # what an S3 app typically has free in internal RAM before the arena
-PSRAM = 8 << 20
+# The RAM of the board the virtual one stands in for (profiles.py: the figures and their sources).
+HEAP_INTERNAL = profiles.get("sim").internal_free
+PSRAM = profiles.get("sim").psram_bytes
 
 
 class Ring:
@@ -98,6 +100,7 @@ class VirtualBoard:
         self.boot_error: BootError | None = None
         self.model: Any = None
         self.init_us: dict[str, int] = {}
+        self.alloc: Allocation | None = None
         self._reset_state()
         self.threads = [threading.Thread(target=f, name=n, daemon=True) for f, n in
                         ((self._console, "console"), (self._inference, "inference"), (self._stats, "stats"),
@@ -157,7 +160,15 @@ class VirtualBoard:
                 t0 = time.perf_counter()
                 self.image = boot(self.flash_file)
                 t1 = time.perf_counter()
-                arena = int(self.image.meta.get("arena_size") or 0) or None
+                meta = self.image.meta
+                arena = int(meta.get("arena_size") or 0) or None
+                self.alloc = None
+                if arena and meta.get("arena_used"):  # the chip's figure: allocate as yf_inference.cpp does
+                    self.alloc = allocate(arena, int(meta["arena_used"]), meta.get("arena_where") == "internal",
+                                          profiles.get("sim"))
+                    if self.alloc.rc == -1:
+                        raise BootError("E_MODEL", self.alloc.err)
+                    arena = None  # the host's reference interpreter sizes its own arena; the figures are the chip's
                 try:
                     self.model = MicroModel(self.image.model, arena)  # interpreter + AllocateTensors
                     self.init_us = {"load": round((t1 - t0) * 1e6), "alloc": round((time.perf_counter() - t1) * 1e6)}
@@ -168,6 +179,9 @@ class VirtualBoard:
                 self.log(f"boot refused: {exc.msg}", "model")
                 self.emit({"t": "err", "code": exc.code, "msg": exc.msg})
                 return
+            if self.alloc is not None and self.alloc.rc == -2:  # runs on with the 4x PSRAM arena, as the chip
+                self.log(self.alloc.err, "yf_infer")
+                self.emit({"t": "err", "code": "E_ALLOC", "msg": self.alloc.err})
             si, zi = self.model.input_quant
             so, zo = self.model.output_quant
             self.quant = (si, zi, so, zo)
@@ -181,7 +195,8 @@ class VirtualBoard:
             self.labels = list(labels) if isinstance(labels, list) and len(labels) == self.n_classes \
                 else [f"class_{i}" for i in range(self.n_classes)]
             self.log(f"model {self.image.model_sha256[:12]} ({len(self.image.model)} bytes), "
-                     f"arena {self.model.arena_size} bytes, core {self.pipeline.core}", "model")
+                     f"arena {self.arena()['size']} bytes in {self.arena()['where']}, core {self.pipeline.core}",
+                     "model")
             self.emit(self.hello())
 
     def hello(self) -> dict[str, Any]:
@@ -202,6 +217,8 @@ class VirtualBoard:
                 "core": self.pipeline.core, "build": meta.get("build")}
 
     def arena(self) -> dict[str, Any]:
+        if self.alloc is not None:
+            return {"size": self.alloc.size, "used": self.alloc.used, "where": self.alloc.where}
         meta = self.image.meta if self.image else {}
         size = int(self.model.arena_size) if self.model else 0
         return {"size": size, "used": int(meta.get("arena_used") or size),
