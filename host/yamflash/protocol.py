@@ -220,8 +220,10 @@ def _check_args(msg: dict[str, Any]) -> None:
                 raise arg_error("classes must be an array of at most 32 class indices")
             if not all(_is_int(x, 0, 65535) for x in c):
                 raise arg_error("classes must hold integers 0..65535")
-        if "threshold" in msg and not (_is_num(msg["threshold"]) and 0.0 <= msg["threshold"] <= 1.0):
-            raise arg_error("threshold must be a number 0..1")
+        if "threshold" in msg:
+            if not (_is_num(msg["threshold"]) and 0.0 <= msg["threshold"] <= 1.0):
+                raise arg_error("threshold must be a number 0..1")
+            msg["threshold"] = float(msg["threshold"]) + 0.0  # a number, as C reads it; -0 and -0.0 become 0.0
         for key, lo, hi in (("window", 1, 32), ("min_count", 1, 65535), ("refractory_ms", 0, 86400000)):
             if key in msg and not _is_int(msg[key], lo, hi):
                 raise arg_error(f"{key} must be an integer {lo}..{hi}")
@@ -236,6 +238,8 @@ def parse_json(raw: bytes | str) -> dict[str, Any]:
     command that deserves a failed reply (its ``id`` and ``cmd`` are on the error).
     """
     data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    if len(data) > MAX_LINE:  # yf_proto_parse_cmd's limit: no longer JSON than a whole line may hold
+        raise _bad("longer than the protocol allows")
     try:
         msg = _loads(data)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors

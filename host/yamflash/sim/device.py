@@ -269,9 +269,7 @@ class VirtualBoard:
 
     def _line(self, raw: bytes) -> None:
         line = wire.classify(raw, device=True)
-        if line.kind == "log":
-            if line.text.strip():  # the console ignores plain text, like the firmware's REPL-less console
-                self.bad_lines += 1
+        if line.kind == "log":  # plain text is ignored and not counted, as yf_tasks.c's console does
             return
         if line.kind == "bad":
             if line.reply is not None:  # addressable (id + known shape) but wrong: it still gets its reply

@@ -799,7 +799,7 @@ static yf_parse_status_t parse_args(const jparser_t *p, yf_cmd_t *cmd, uint8_t *
             if (!tok_num(p, t, &x) || !(x >= 0.0 && x <= 1.0)) {
                 ARG_ERR("threshold must be a number 0..1");
             }
-            cmd->threshold = (float)x;
+            cmd->threshold = x == 0.0 ? 0.0f : (float)x; /* -0 is 0, as the Python decoder reads it */
             cmd->det_present |= YF_DET_HAS_THRESHOLD;
         }
         if ((t = member(p, "window")) != NULL) {
