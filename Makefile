@@ -39,7 +39,7 @@ lint: venv
 # The whole suite; the HIL tests in tests/hil run on the virtual board (pass BOARD_UNDER_TEST=/dev/ttyACM0 for a real one).
 BOARD_UNDER_TEST ?= sim
 test-py: venv
-	$(PY) -m pytest -q --board $(BOARD_UNDER_TEST)
+	$(PY) -m pytest -q --port $(BOARD_UNDER_TEST)
 
 # yf_core, the firmware's portable C core, under AddressSanitizer and UndefinedBehaviorSanitizer.
 include firmware/components/yf_core/sources.mk
@@ -59,9 +59,10 @@ clean:
 	rm -rf build
 
 # ---- flash, monitor, demo and the HIL suite (issue 4) ---------------------------------------------------
-# BOARD: build profile (esp32s3-n16r8, esp32s3-n8r2, sim); PORT: auto, sim or a serial device.
+# BOARD: build profile (esp32s3-n16r8, esp32s3-n8r2, sim); PORT: auto, sim or a serial device (unset: yamflash's
+# default, i.e. $ESPPORT, else auto; sim for BOARD=sim).
 BOARD ?= esp32s3-n16r8
-PORT ?= auto
+PORT ?=
 WAV ?= $(firstword $(wildcard $(SHARED_DATA)/audio/demo/baby_5000ms.wav))
 DEMO_SECONDS ?= 12
 DETECT ?= Baby cry, infant cry
@@ -81,10 +82,10 @@ firmware-build: $(MODEL_DIR)/model.json | venv
 	$(PY) -m yamflash build --board $(BOARD) $(BUILD_ARGS)
 
 flash: firmware-build
-	$(PY) -m yamflash flash --port $(PORT) --board $(BOARD)
+	$(PY) -m yamflash flash $(if $(PORT),--port $(PORT)) --board $(BOARD)
 
 monitor: venv
-	$(PY) -m yamflash monitor --port $(PORT) --board $(BOARD)
+	$(PY) -m yamflash monitor $(if $(PORT),--port $(PORT)) --board $(BOARD)
 
 demo: venv
 	$(MAKE) flash BOARD=sim PORT=sim
@@ -92,4 +93,4 @@ demo: venv
 		--detect "$(DETECT)" --model-json $(MODEL_DIR)/model.json --log build/demo-events.jsonl
 
 test-hil: venv
-	$(PY) -m pytest -q tests/hil --board $(BOARD_UNDER_TEST)
+	$(PY) -m pytest -q tests/hil --port $(BOARD_UNDER_TEST)

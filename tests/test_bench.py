@@ -62,7 +62,7 @@ def test_bench_on_the_virtual_board(tiny_sim, tmp_path, capsys):  # noqa: F811
     from simboard import sim_manifest
 
     out = tmp_path / "bench.json"
-    args = ["bench", "--board", "sim", "--sim-flash", str(tiny_sim.flash), "--n", "8", "--warmup", "2",
+    args = ["bench", "--port", "sim", "--sim-flash", str(tiny_sim.flash), "--n", "8", "--warmup", "2",
             "--seconds", "2", "--manifest", str(sim_manifest(tiny_sim.model_dir))]
     assert cli(*args, "--out", str(out)) == 0, capsys.readouterr().err
     r = json.loads(out.read_text())
@@ -87,4 +87,4 @@ def test_bench_on_the_virtual_board(tiny_sim, tmp_path, capsys):  # noqa: F811
 
 
 def test_bench_needs_a_board_or_estimate(capsys):
-    assert cli("bench") == 2 and "--board" in capsys.readouterr().err
+    assert cli("bench") == 2 and "--port" in capsys.readouterr().err

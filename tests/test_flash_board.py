@@ -350,7 +350,7 @@ def test_a_port_that_vanishes_mid_write_gives_one_line(mock_bootloader, tmp_path
 
 
 def test_hil_plugin_reaches_its_flash_step_on_a_real_port(mock_bootloader, tmp_path):
-    """`pytest --board <port>`: the plugin's real-board path flashes (esptool) and then asks the firmware for
+    """`pytest --port <port>`: the plugin's real-board path flashes (esptool) and then asks the firmware for
     `info`, which a ROM-bootloader mock cannot answer: the run must get past the flash and stop there, clearly."""
     mock = mock_bootloader()
     a = make_build(tmp_path / "a")
@@ -358,7 +358,7 @@ def test_hil_plugin_reaches_its_flash_step_on_a_real_port(mock_bootloader, tmp_p
     suite.mkdir()
     (suite / "test_needs_board.py").write_text("def test_board(board):\n    assert board.hello is not None\n")
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(suite),
-                        "--rootdir", str(suite), "--board", mock.pty, "--board-manifest", str(a.manifest),
+                        "--rootdir", str(suite), "--port", mock.pty, "--board-manifest", str(a.manifest),
                         "--board-boot-timeout", "1"], capture_output=True, text=True, timeout=120, cwd=suite)
     out = p.stdout + p.stderr
     mock.wrote()

@@ -67,7 +67,7 @@ def test_gates_fail_in_the_right_direction():
 def test_validate_on_the_virtual_board(tiny_sim, tmp_path, capsys):  # noqa: F811
     clip = write_wav(tmp_path / "chirp.wav", 2.5)
     out = tmp_path / "report.json"
-    rc = cli("validate", "--board", "sim", "--sim-flash", str(tiny_sim.flash), "--model-dir", str(tiny_sim.model_dir),
+    rc = cli("validate", "--port", "sim", "--sim-flash", str(tiny_sim.flash), "--model-dir", str(tiny_sim.model_dir),
              "--audio", str(clip), "--plots", str(tmp_path / "png"), "--out", str(out), "--json",
              "--fail-under", "patch.bit_exact=1", "--fail-under", "frontend.max_lsb=1")
     assert rc == 0, capsys.readouterr().err
@@ -80,16 +80,16 @@ def test_validate_on_the_virtual_board(tiny_sim, tmp_path, capsys):  # noqa: F81
     png = tmp_path / "png" / "chirp.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and r["clips"][0]["png"] == str(png)
 
-    rc = cli("validate", "--board", "sim", "--sim-flash", str(tiny_sim.flash), "--model-dir", str(tiny_sim.model_dir),
+    rc = cli("validate", "--port", "sim", "--sim-flash", str(tiny_sim.flash), "--model-dir", str(tiny_sim.model_dir),
              "--audio", str(clip), "--fail-under", "pcm.cosine=1.5")
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and err[-1].startswith("yamflash: validate: gate pcm.cosine failed")
 
 
 def test_bad_input_is_one_line(tiny_sim, tmp_path, capsys):  # noqa: F811
-    rc = cli("validate", "--board", "sim", "--sim-flash", str(tiny_sim.flash), "--audio", str(tmp_path / "none.wav"))
+    rc = cli("validate", "--port", "sim", "--sim-flash", str(tiny_sim.flash), "--audio", str(tmp_path / "none.wav"))
     assert rc == 2 and "does not exist" in capsys.readouterr().err
-    rc = cli("validate", "--board", "sim", "--sim-flash", str(tiny_sim.flash), "--audio", str(tmp_path),
+    rc = cli("validate", "--port", "sim", "--sim-flash", str(tiny_sim.flash), "--audio", str(tmp_path),
              "--fail-under", "cosine=1")
     assert rc == 2 and "SECTION.METRIC=VALUE" in capsys.readouterr().err
 

@@ -175,8 +175,9 @@ class Board:
             return len(self.events)
 
     def wait_detection(self, label: str, within_s: float, since: int | None = None) -> dict[str, Any]:
-        """The first `det` event for ``label`` within ``within_s`` seconds of wall time."""
-        return self.wait_event(lambda e: e.get("t") == "det" and e.get("label") == label, within_s,
+        """The first `det` event for ``label`` (any case) within ``within_s`` seconds of wall time."""
+        want = label.casefold()
+        return self.wait_event(lambda e: e.get("t") == "det" and str(e.get("label")).casefold() == want, within_s,
                                since=self.mark() if since is None else since)
 
     # ---- data in, results out --------------------------------------------------------------------

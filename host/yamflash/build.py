@@ -13,7 +13,9 @@ partitions.csv's rows.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -372,8 +374,67 @@ def write_manifest(out: Path, g: Generated, parts: list[partitions.Partition], o
              "model": "model.bin"}
     for role, data in images.items():
         atomic_write(out / names[role], data)
+    for name, data in esp_idf_artefacts(manifest, images).items():
+        atomic_write(out / name, data)
     atomic_write(out / "flash.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+# ESP-IDF v5.5 writes these beside its build (components/esptool_py: flasher_args.json.in, esptool_py_flash_target
+# in project_include.cmake); idf.py, esptool `@flash_args`, IDEs and web tools read them. Images are listed in the
+# order ESP-IDF's components add them (bootloader, app, partition table, then a partition image such as the model).
+IDF_ORDER = ("bootloader", "app", "partition-table", "model")
+IDF_FLASHMODE = {"qio": "dio", "qout": "dio", "dio": "dio", "dout": "dout", "opi": "dout"}  # ESPTOOLPY_FLASHMODE
+
+
+def esp_idf_artefacts(manifest: dict[str, Any], images: dict[str, bytes]) -> dict[str, bytes]:
+    """flasher_args.json and flash_args as ESP-IDF's build writes them, and merged-binary.bin (esptool's merge-bin
+    of flash_args: one image to write at 0x0 with `esptool write-flash 0x0` or a web flasher).
+
+    Not for the virtual board: its "app" is no ESP32 image, and a file that esptool would write to a chip
+    is exactly what `yamflash flash` refuses to do with it.
+    """
+    if manifest["profile"] == "sim" or "bootloader" not in images:
+        return {}
+    from esptool.cmds import merge_bin
+
+    files = {f["role"]: f for f in manifest["files"]}
+    roles = [r for r in IDF_ORDER if r in files] + [r for r in files if r not in IDF_ORDER]
+    # Kconfig's ESPTOOLPY_FLASHMODE: the ROM and 2nd-stage loaders start in DIO; the app switches to QIO itself.
+    mode = IDF_FLASHMODE.get(manifest["flash_mode"], manifest["flash_mode"])
+    freq, size = manifest["flash_freq"], manifest["flash_size"]
+    entries = [(r, files[r]["offset"], files[r]["file"]) for r in roles]
+    flasher_args = (
+        "{\n"
+        f'    "write_flash_args" : [ "--flash_mode", "{mode}",\n'
+        f'                           "--flash_size", "{size}",\n'
+        f'                           "--flash_freq", "{freq}" ],\n'
+        '    "flash_settings" : {\n'
+        f'        "flash_mode": "{mode}",\n'
+        f'        "flash_size": "{size}",\n'
+        f'        "flash_freq": "{freq}"\n'
+        "    },\n"
+        '    "flash_files" : {\n        '
+        + ",\n        ".join(f'"{off}" : "{name}"' for _, off, name in entries)
+        + "\n    },\n    "
+        + ",\n    ".join(f'"{r}" : {{ "offset" : "{off}", "file" : "{name}", "encrypted" : "false" }}'
+                         for r, off, name in entries)
+        + ",\n"
+        '    "extra_esptool_args" : {\n'
+        '        "after"  : "hard_reset",\n'
+        '        "before" : "default_reset",\n'
+        '        "stub"   : true,\n'
+        f'        "chip"   : "{manifest["chip"]}"\n'
+        "    }\n"
+        "}\n")
+    flash_args = f"--flash_mode {mode} --flash_freq {freq} --flash_size {size}\n" + \
+        "\n".join(f"{off} {name}" for _, off, name in entries)
+    # idf.py merge-bin runs `esptool merge-bin @flash_args`: the same regions and flash settings, padded with 0xFF.
+    with contextlib.redirect_stdout(io.StringIO()):  # esptool prints progress and hints
+        merged = merge_bin([(int(off, 16), images[r]) for r, off, _ in entries], manifest["chip"],
+                           flash_mode=mode, flash_freq=freq, flash_size=size)
+    assert merged is not None
+    return {"flasher_args.json": flasher_args.encode(), "flash_args": flash_args.encode(), "merged-binary.bin": merged}
 
 
 def _read(path: Path, what: str) -> bytes:

@@ -9,8 +9,17 @@ import click
 from . import __version__
 from .errors import UserError
 
+# `yamflash --help` lists the commands in the order a model goes through them (click sorts them by name).
+PIPELINE = ("convert", "inspect", "gen", "build", "flash", "monitor", "validate", "bench", "train", "distill", "sim",
+            "ports")
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class PipelineGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands, key=lambda n: (PIPELINE.index(n) if n in PIPELINE else len(PIPELINE), n))
+
+
+@click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="yamflash")
 def cli() -> None:
     """YAMNet on an ESP32-S3: convert, generate, build, flash, monitor, validate."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from . import device_options as dev
 from .cli import cli
 from .distill_config import DistillConfig
 from .errors import UserError
@@ -22,7 +23,8 @@ from .outputs import check_dir, check_file
 @click.option("--eval-dir", type=str, default=None, help="Held-out audio (default: 30% of --calib-dir files).")
 @click.option("--eval-count", type=int, default=None, help="Evaluate on at most this many patches.")
 @click.option("--synthetic-calibration", is_flag=True, help="Calibrate on noise (lower fidelity).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for picking calibration and evaluation patches (same seed and inputs, same model).")
 @click.option("--labels", type=str, default=None, help="yamnet_class_map.csv (default: next to the weights).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def convert(weights: str | None, out_dir: str, calib_dir: str | None, calib_count: int, eval_dir: str | None,
@@ -50,7 +52,7 @@ def convert(weights: str | None, out_dir: str, calib_dir: str | None, calib_coun
 
 @cli.command("inspect")
 @click.argument("model", type=str)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-arena", is_flag=True, help="Skip measuring the arena in TFLite Micro.")
 @click.option("--estimate", is_flag=True, help="Also estimate per-layer latency on an ESP32-S3 with ESP-NN.")
 def inspect_cmd(model: str, as_json: bool, no_arena: bool, estimate: bool) -> None:
@@ -109,17 +111,19 @@ def sim_cmd(flash_file: str, mic: str | None, fast: bool, loop: bool, stats_peri
 
 
 @cli.command("flash")
-@click.option("--port", default="auto", show_default=True, help="auto, sim, or a serial device.")
+@dev.port_option
 @click.option("--manifest", "manifest_path", default=None,
               help="Flash manifest from `yamflash build` (default build/firmware/<board>/flash.json).")
 @click.option("--board", "profile", default="esp32s3-n16r8", show_default=True,
-              help="Build profile whose manifest to flash (sim with --port sim).")
+              help="Build profile whose manifest to flash (sim: the virtual board's build, flashed to --port sim).")
 @click.option("--model-only", is_flag=True, help="Write only the model partition.")
 @click.option("--force", is_flag=True, help="Write every region even when the board's flash already holds it.")
-@click.option("--baud", type=int, default=460800, show_default=True, help="esptool's baud rate while flashing.")
+@dev.flash_baud_option
+@click.option("--monitor", "then_monitor", is_flag=True,
+              help="Then run `yamflash monitor` on the same port (like `idf.py flash monitor`); Ctrl-C stops it.")
 @click.option("--sim-flash", default="build/sim/flash.bin", show_default=True, help="Virtual board flash file.")
-def flash_cmd(port: str, manifest_path: str | None, profile: str, model_only: bool, force: bool, baud: int,
-              sim_flash: str) -> None:
+def flash_cmd(port: str | None, manifest_path: str | None, profile: str, model_only: bool, force: bool,
+              baud: int | None, then_monitor: bool, sim_flash: str) -> None:
     """Write bootloader, partition table, app and model to the board (or only the model).
 
     Only what the flash does not already hold is written: each region's MD5 is read from the board's flash
@@ -127,28 +131,33 @@ def flash_cmd(port: str, manifest_path: str | None, profile: str, model_only: bo
     """
     from . import flash as fl
 
+    port = dev.pick_port(port, profile)
     is_sim = port == "sim"
     if profile == "sim" and not is_sim:
         raise UserError(f"--board sim is the virtual board's build; it cannot go to {port}. Flash it with "
                         "--port sim, or build for the chip (--board esp32s3-n16r8).")
     prof = "sim" if is_sim else profile
-    plan = fl.load_plan(manifest_path or f"build/firmware/{prof}/flash.json")
+    manifest_path = manifest_path or f"build/firmware/{prof}/flash.json"
+    plan = fl.load_plan(manifest_path)
     if model_only:
         plan = plan.only(("model",))
         if not plan.regions:
             raise UserError(f"{plan.source} has no model image; run `yamflash build` again.")
     if is_sim:
         fl.flash_sim_cli(plan, sim_flash, force, click.echo)
+        device = "sim"
     else:
-        fl.flash_board_cli(plan, port, baud, force, click.echo, progress=fl.progress_printer())
+        device = fl.flash_board_cli(plan, port, dev.flash_baud(baud), force, click.echo, progress=fl.progress_printer())
+    if then_monitor:  # the monitor as `yamflash monitor -p <device>` runs it, console rate from this build
+        click.get_current_context().invoke(monitor_cmd, port=device, profile=prof, manifest_path=manifest_path,
+                                           sim_flash=sim_flash)
 
 
 @cli.command("monitor")
-@click.option("--port", default="auto", show_default=True, help="auto, sim, or a serial device.")
-@click.option("--baud", type=int, default=None,
-              help="Console baud (default: the console_baud the build recorded in its flash.json, else 115200).")
+@dev.port_option
+@dev.console_baud_option
 @click.option("--board", "profile", default="esp32s3-n16r8", show_default=True,
-              help="Build profile whose flash.json gives the console baud.")
+              help="Build profile whose flash.json gives the console baud (sim: the virtual board).")
 @click.option("--manifest", "manifest_path", default=None,
               help="Flash manifest giving the console baud (default build/firmware/<board>/flash.json).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line on stdout (log lines too).")
@@ -157,27 +166,51 @@ def flash_cmd(port: str, manifest_path: str | None, profile: str, model_only: bo
 @click.option("--reset-seq", default=None,
               help="DTR/RTS reset sequence in esptool's custom-reset syntax (default D0|R1|W0.2|R0).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-@click.option("--detect", "detect", multiple=True, help="Watch this label (repeatable), e.g. 'Baby cry, infant cry'.")
+@click.option("--detect", "detect", multiple=True,
+              help="Watch this label (repeatable, any case), e.g. 'Baby cry, infant cry'.")
 @click.option("--threshold", type=float, default=None, help="Detector threshold for --detect (0..1).")
 @click.option("--model-json", default="build/model/model.json", show_default=True,
               help="model.json whose labels resolve --detect names.")
 @click.option("--mic", default=None, help="With --port sim: start the virtual board with this WAV as microphone.")
 @click.option("--fast", is_flag=True, help="With --port sim --mic: play the WAV as fast as possible.")
-@click.option("--sim-flash", default="build/sim/flash.bin", show_default=True)
-def monitor_cmd(port: str, baud: int | None, profile: str, manifest_path: str | None, as_json: bool,
+@click.option("--sim-flash", default="build/sim/flash.bin", show_default=True,
+              help="The virtual board's flash file (with --port sim).")
+def monitor_cmd(port: str | None, baud: int | None, profile: str, manifest_path: str | None, as_json: bool,
                 log_path: str | None, reset: bool, reset_seq: str | None, duration: float | None,
                 detect: tuple[str, ...], threshold: float | None, model_json: str, mic: str | None, fast: bool,
                 sim_flash: str) -> None:
     """Show the board's detections, latency, arena, memory and dropped audio live; pass its log through."""
-    from .flash import console_baud
     from .monitor import main
 
-    if baud is None:  # the rate the firmware was built for (921600 with --console uart), as idf.py monitor does
-        baud = console_baud(manifest_path or f"build/firmware/{profile}/flash.json")
-
+    port = dev.pick_port(port, profile)
+    # the rate the firmware was built for (921600 with --console uart), as idf.py monitor does
+    baud = dev.console_baud(baud, manifest_path or f"build/firmware/{dev.profile_for(port, profile)}/flash.json")
     main(port=port, baud=baud, as_json=as_json, log_path=log_path, reset=reset, reset_seq=reset_seq,
          duration=duration, detect=detect, threshold=threshold, model_json=model_json, mic=mic, fast=fast,
          sim_flash=sim_flash)
+
+
+@cli.command("ports")
+@click.option("--json", "as_json", is_flag=True, help="Print the ports as a JSON list.")
+def ports_cmd(as_json: bool) -> None:
+    """List serial ports (esptool's discovery): chip when its own USB tells it, bridge, USB VID:PID, serial number."""
+    from . import ports
+
+    found = ports.list_all()
+    if as_json:
+        click.echo(json.dumps([p.to_json() for p in found], indent=2))
+        return
+    if not found:
+        click.echo("no serial ports found; plug the board in with a data cable (a charge-only cable shows nothing).")
+        return
+    click.echo(ports.table(found))
+    usb = [p for p in found if p.vid is not None]
+    click.echo(f"\n--port auto picks {usb[0].device}" if len(usb) == 1 else
+               f"\n--port auto asks which of the {len(usb)} USB ports to use" if usb else
+               "\nno USB serial port: --port auto finds no board")
+    if any(p.vid is not None and p.chip is None for p in found):
+        click.echo("? = behind a UART bridge the chip is known only after a reset into its ROM "
+                   "(`esptool -p PORT chip-id`); `yamflash flash` checks it before writing.")
 
 
 # ---- gen / build (firmware) ---------------------------------------------------------------------------
@@ -188,21 +221,25 @@ def monitor_cmd(port: str, baud: int | None, profile: str, manifest_path: str | 
 @click.option("--config", "config_path", default=None,
               help="Project settings (default: ./yamflash.toml when present).")
 @click.option("--board", "profile", default=None, help="Board profile: esp32s3-n16r8, esp32s3-n8r2 or sim.")
-@click.option("--console", type=click.Choice(["usb-serial-jtag", "uart"]), default=None)
+@click.option("--console", type=click.Choice(["usb-serial-jtag", "uart"]), default=None,
+              help="Console for logs and commands: the S3's own USB (usb-serial-jtag, the default) or UART0.")
 @click.option("--storage", type=click.Choice(["spiffs", "partition"]), default=None,
               help="Model in a SPIFFS file (copied to PSRAM) or a raw partition (memory-mapped).")
 @click.option("--flash-size", default=None, help="Override the board's flash size (e.g. 8MB).")
 @click.option("--app-size", default=None, help="Factory app partition size (multiple of 64K, default 2M).")
-@click.option("--mic", "mic_type", type=click.Choice(["i2s", "pdm"]), default=None)
+@click.option("--mic", "mic_type", type=click.Choice(["i2s", "pdm"]), default=None,
+              help="Microphone interface: an I2S MEMS microphone (e.g. INMP441) or a PDM one.")
 @click.option("--pin", "pins", multiple=True, metavar="NAME=GPIO",
               help="Microphone pin, repeatable: bclk/ws/din (i2s) or clk/din (pdm).")
 @click.option("--watch", "classes", multiple=True, metavar="LABEL", help="Class to detect, repeatable.")
-@click.option("--threshold", type=float, default=None)
+@click.option("--threshold", type=float, default=None, help="Detector threshold on the averaged score (0..1).")
 @click.option("--window", type=int, default=None, help="Patches averaged.")
 @click.option("--min-count", type=int, default=None, help="Consecutive patches above threshold.")
-@click.option("--refractory-ms", type=int, default=None)
+@click.option("--refractory-ms", type=int, default=None,
+              help="Quiet time after a detection before the same class can fire again.")
 @click.option("--arena-margin", type=int, default=None, help="Percent added to the chip's arena figure (default 2).")
-@click.option("--firmware", "firmware_dir", default="firmware", show_default=True)
+@click.option("--firmware", "firmware_dir", default="firmware", show_default=True,
+              help="The firmware folder to generate into.")
 def gen_cmd(model_json: str, config_path: str | None, profile: str | None, console: str | None,
             storage: str | None, flash_size: str | None, app_size: str | None, mic_type: str | None,
             pins: tuple[str, ...], classes: tuple[str, ...], threshold: float | None, window: int | None,
@@ -254,18 +291,27 @@ def gen_cmd(model_json: str, config_path: str | None, profile: str | None, conso
 
 @cli.command("build")
 @click.option("--board", "profile", default=None, help="Profile to build (default: the one `gen` wrote).")
-@click.option("--tool", type=click.Choice(["pio", "idf"]), default="pio", show_default=True)
-@click.option("--firmware", "firmware_dir", default="firmware", show_default=True)
-@click.option("--out", "out_dir", default="build/firmware", show_default=True)
+@click.option("--tool", type=click.Choice(["pio", "idf"]), default="pio", show_default=True,
+              help="pio: PlatformIO (`pio run`); idf: an exported ESP-IDF (`idf.py build`).")
+@click.option("--firmware", "firmware_dir", default="firmware", show_default=True,
+              help="The firmware folder `yamflash gen` wrote.")
+@click.option("--out", "out_dir", default="build/firmware", show_default=True,
+              help="Output folder: <out>/<board>/ gets the images, flash.json, ESP-IDF's flasher_args.json and "
+                   "flash_args, and merged-binary.bin.")
 def build_cmd(profile: str | None, tool: str, firmware_dir: str, out_dir: str) -> None:
     """Build the firmware (PlatformIO or ESP-IDF) and write the flash manifest."""
     from .build import build
 
     check_dir(out_dir, "--out")
     manifest = build(firmware_dir, out_dir, profile=profile, tool=tool, echo=click.echo)
-    click.echo(f"flash manifest: {Path(out_dir) / manifest['profile'] / 'flash.json'}")
+    folder = Path(out_dir) / manifest["profile"]
+    click.echo(f"flash manifest: {folder / 'flash.json'}")
     for f in manifest["files"]:
         click.echo(f"  {f['offset']:>9}  {f['role']:<16} {f['file']}  ({f['bytes']:,} bytes)")
+    if (folder / "flash_args").is_file() and manifest["profile"] != "sim":
+        click.echo(f"for ESP-IDF's tools: {folder / 'flasher_args.json'}, {folder / 'flash_args'} (in that folder: "
+                   f"`esptool --chip {manifest['chip']} write-flash @flash_args`); one image for web flashers: "
+                   f"{folder / 'merged-binary.bin'} (`esptool write-flash 0x0 merged-binary.bin`)")
 
 
 def check_weights(weights: str) -> None:
@@ -293,12 +339,15 @@ def parse_where(where: tuple[str, ...]) -> dict[str, str]:
 @click.option("--where", multiple=True, help="Keep CSV rows with COLUMN=VALUE (e.g. esc10=True).")
 @click.option("--keep", multiple=True, help="AudioSet class to keep beside the new ones (repeatable).")
 @click.option("--labels", type=str, default=None, help="yamnet_class_map.csv, needed with --keep.")
-@click.option("--out", "out_dir", default="build/custom", show_default=True)
-@click.option("--test-fraction", type=float, default=0.4, show_default=True)
+@click.option("--out", "out_dir", default="build/custom", show_default=True,
+              help="Output folder for model.tflite, model.json and training.json.")
+@click.option("--test-fraction", type=float, default=0.4, show_default=True,
+              help="Share of each class's clips held out for testing when the data has no folds.")
 @click.option("--test-fold", type=str, default=None, help="Fold to test on (default: the last, when folds exist).")
-@click.option("--calib-count", type=int, default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--calib-count", type=int, default=1000, show_default=True,
+              help="Patches that calibrate the INT8 quantization.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split and the training.")
+@click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
 def train(weights: str, data: str | None, csv_path: str | None, audio_dir: str | None, where: tuple[str, ...],
           keep: tuple[str, ...], labels: str | None, out_dir: str, test_fraction: float, test_fold: str | None,
           calib_count: int, seed: int, as_json: bool) -> None:
@@ -325,7 +374,11 @@ def train(weights: str, data: str | None, csv_path: str | None, audio_dir: str |
 
 # ---- validate / bench (issue 5) -------------------------------------------------------------------------
 @cli.command("validate")
-@click.option("--board", "board_spec", required=True, help="sim (the virtual board) or a serial device.")
+@dev.port_option
+@dev.console_baud_option
+@click.option("--board", "profile", default=None,
+              help="Build profile the board runs, for its console baud (sim: the virtual board). "
+                   "Default esp32s3-n16r8.")
 @click.option("--audio", multiple=True, required=True, help="Audio file or folder (repeatable).")
 @click.option("--model-dir", default="build/model", show_default=True, help="The converted model the board runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -335,14 +388,19 @@ def train(weights: str, data: str | None, csv_path: str | None, audio_dir: str |
 @click.option("--fail-under", "gates", multiple=True, metavar="SECTION.METRIC=VALUE",
               help="CI gate, repeatable, e.g. patch.bit_exact=1 or float.top1=0.8 (error metrics such as "
                    "rmse or max_lsb fail when over VALUE).")
-@click.option("--sim-flash", default="build/sim/flash.bin", show_default=True)
-def validate_cmd(board_spec: str, audio: tuple[str, ...], model_dir: str, as_json: bool, out_path: str | None,
-                 plot_dir: str | None, no_float: bool, gates: tuple[str, ...], sim_flash: str) -> None:
+@click.option("--sim-flash", default="build/sim/flash.bin", show_default=True,
+              help="The virtual board's flash file (with --port sim).")
+def validate_cmd(port: str | None, baud: int | None, profile: str | None, audio: tuple[str, ...], model_dir: str,
+                 as_json: bool, out_path: str | None, plot_dir: str | None, no_float: bool, gates: tuple[str, ...],
+                 sim_flash: str) -> None:
     """Compare the board's outputs with the host (TFLite Micro and the float model) on real audio."""
     import sys
 
     from . import validate as v
 
+    profile, port = dev.legacy_board("validate", profile, port)
+    port = dev.pick_port(port, profile)
+    baud = dev.console_baud(baud, f"build/firmware/{dev.profile_for(port, profile)}/flash.json")
     for g in gates:
         v.parse_gate(g)  # bad gates fail before the board is touched
     if out_path:
@@ -350,7 +408,7 @@ def validate_cmd(board_spec: str, audio: tuple[str, ...], model_dir: str, as_jso
     if plot_dir:
         check_dir(plot_dir, "--plots")
     files = v.audio_files(audio)
-    with v.open_board(board_spec, sim_flash) as board:
+    with v.open_board(port, sim_flash, baud=baud) as board:
         report = v.validate(board, model_dir, files, plot_dir, with_float=not no_float,
                             say=None if as_json else lambda s: click.echo(s, err=True))
     if not report["overall"].get("patches"):  # a report of nothing must not pass a CI gate
@@ -374,7 +432,11 @@ def validate_cmd(board_spec: str, audio: tuple[str, ...], model_dir: str, as_jso
 
 
 @cli.command("bench")
-@click.option("--board", "board_spec", default=None, help="sim (the virtual board) or a serial device.")
+@dev.port_option
+@dev.console_baud_option
+@click.option("--board", "profile", default=None,
+              help="Build profile the board runs: its flash.json gives flash usage and console baud (sim: the "
+                   "virtual board). Default esp32s3-n16r8.")
 @click.option("--n", "n", type=int, default=50, show_default=True, help="Steady-state invokes.")
 @click.option("--warmup", type=int, default=5, show_default=True, help="Warm-up invokes (reported apart).")
 @click.option("--audio", default=None, help="Clip streamed for frontend/end-to-end timing (default: noise).")
@@ -386,19 +448,25 @@ def validate_cmd(board_spec: str, audio: tuple[str, ...], model_dir: str, as_jso
 @click.option("--baseline", default=None, help="Earlier report to compare with; regressions exit non-zero.")
 @click.option("--tolerance", type=float, default=0.10, show_default=True, help="Allowed regression (0.1 = 10 %).")
 @click.option("--estimate", is_flag=True, help="Static estimate for the chip from --model-dir (no board needed).")
-@click.option("--model-dir", default="build/model", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--sim-flash", default="build/sim/flash.bin", show_default=True)
-def bench_cmd(board_spec: str | None, n: int, warmup: int, audio: str | None, seconds: float, no_reset: bool,
-              manifest_path: str | None, out_path: str | None, baseline: str | None, tolerance: float,
-              estimate: bool, model_dir: str, as_json: bool, sim_flash: str) -> None:
+@click.option("--model-dir", default="build/model", show_default=True,
+              help="The converted model (model.tflite) that --estimate reads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--sim-flash", default="build/sim/flash.bin", show_default=True,
+              help="The virtual board's flash file (with --port sim).")
+def bench_cmd(port: str | None, baud: int | None, profile: str | None, n: int, warmup: int, audio: str | None,
+              seconds: float, no_reset: bool, manifest_path: str | None, out_path: str | None, baseline: str | None,
+              tolerance: float, estimate: bool, model_dir: str, as_json: bool, sim_flash: str) -> None:
     """Init time, invoke/frontend statistics, real-time factor, per-op profile, memory and flash of the board."""
+    import os
     import sys
 
     from . import bench as b
 
+    profile, port = dev.legacy_board("bench", profile, port)
+    # A board is measured when one is named (-p, $ESPPORT or a --board profile); --estimate alone needs none.
+    board_spec = dev.pick_port(port, profile) if port or profile or os.environ.get("ESPPORT") else None
     if board_spec is None and not estimate:
-        raise UserError("pass --board sim|PORT to measure, or --estimate --model-dir DIR to estimate.")
+        raise UserError("pass -p/--port PORT|auto|sim to measure a board, or --estimate --model-dir DIR to estimate.")
     if audio and not Path(audio).is_file():
         raise UserError(f"--audio {audio} does not exist; pass an audio file.")
     if out_path:
@@ -416,14 +484,15 @@ def bench_cmd(board_spec: str | None, n: int, warmup: int, audio: str | None, se
             if out_path:
                 b.write_report(out_path, {"kind": "yamflash-estimate", **est})
             return
+    assert board_spec is not None
     base = b.load_report(baseline) if baseline else None
     if manifest_path is None:
-        guess = Path("build/firmware") / ("sim" if board_spec == "sim" else "esp32s3-n16r8") / "flash.json"
+        guess = Path("build/firmware") / dev.profile_for(board_spec, profile) / "flash.json"
         manifest_path = str(guess) if guess.is_file() else None
     from .validate import open_board
 
-    assert board_spec is not None
-    with open_board(board_spec, sim_flash, stats_period=1.0) as board:
+    baud = dev.console_baud(baud, manifest_path)
+    with open_board(board_spec, sim_flash, stats_period=1.0, baud=baud) as board:
         report = b.run_bench(board, n=n, warmup=warmup, audio=audio, seconds=seconds, reset=not no_reset,
                              manifest=manifest_path, say=None if as_json else lambda s: click.echo(s, err=True))
     if est is not None:
@@ -462,8 +531,10 @@ _DISTILL = DistillConfig()  # the CLI's defaults are the measured configuration 
 @click.option("--unlabelled", multiple=True,
               help="Folder of unlabelled audio to distill on (repeatable; default: the labelled set's folders). "
                    "Test clips are always held out.")
-@click.option("--out", "out_dir", default="build/distill", show_default=True)
-@click.option("--test-fraction", type=float, default=0.4, show_default=True)
+@click.option("--out", "out_dir", default="build/distill", show_default=True,
+              help="Output folder for model.tflite, model.json and training.json.")
+@click.option("--test-fraction", type=float, default=0.4, show_default=True,
+              help="Share of each class's clips held out for testing when the data has no folds.")
 @click.option("--test-fold", type=str, default=None, help="Fold to test on (default: the last, when folds exist).")
 @click.option("--epochs", type=int, default=_DISTILL.epochs, show_default=True,
               help="Passes over the unlabelled views (0: the student cut out of YAMNet as is).")
@@ -471,9 +542,10 @@ _DISTILL = DistillConfig()  # the CLI's defaults are the measured configuration 
               help="Views of each unlabelled clip (1: none).")
 @click.option("--finetune-epochs", type=int, default=_DISTILL.finetune_epochs, show_default=True,
               help="Then train student and head together on the labelled clips (0: head only).")
-@click.option("--calib-count", type=int, default=_DISTILL.calib_count, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--calib-count", type=int, default=_DISTILL.calib_count, show_default=True,
+              help="Patches that calibrate the INT8 quantization.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split and the training.")
+@click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
 def distill_cmd(weights: str, data: str | None, csv_path: str | None, audio_dir: str | None, where: tuple[str, ...],
                 unlabelled: tuple[str, ...], out_dir: str, test_fraction: float, test_fold: str | None, epochs: int,
                 views: int, finetune_epochs: int, calib_count: int, seed: int, as_json: bool) -> None:

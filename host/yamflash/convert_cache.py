@@ -46,9 +46,9 @@ def _tree_digest(h: Any, folder: Path) -> None:
 
 # Code that runs after a model exists (board, flashing, monitoring, the CLI's printing) cannot change what a
 # conversion writes; everything else, new modules included, is part of the key.
-NOT_CONVERSION = {"sim", "hil", "board.py", "bench.py", "build.py", "cli.py", "commands.py", "flash.py",
-                  "gen.py", "monitor.py", "partitions.py", "plots.py", "ports.py", "protocol.py", "validate.py",
-                  "wire.py", "convert_cache.py"}
+NOT_CONVERSION = {"sim", "hil", "board.py", "bench.py", "build.py", "cli.py", "commands.py", "device_options.py",
+                  "flash.py", "gen.py", "monitor.py", "partitions.py", "plots.py", "ports.py", "protocol.py",
+                  "validate.py", "wire.py", "convert_cache.py"}
 
 
 def code_digest() -> str:

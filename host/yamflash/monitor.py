@@ -266,8 +266,7 @@ def follow(device: str, listing: Callable[[], list[Any]] | None = None) -> Any:
     real = os.path.realpath(device)
     for p in found:
         if p.vid is not None and os.path.realpath(p.device) == real:
-            return ports.Candidate(p.device, p.vid, p.pid, ports.KNOWN_IDS.get((p.vid, p.pid), "USB serial"),
-                                   p.serial_number, p.description or "")
+            return ports.candidate(p)
     return None
 
 
@@ -314,12 +313,13 @@ def _classes(detect: tuple[str, ...], model_json: str) -> list[int]:
     from .manifest import load
 
     labels = load(model_json).get("labels") or []
+    by_name = {lab.casefold(): i for i, lab in reversed(list(enumerate(labels)))}  # any case, as gen --watch
     out = []
     for name in detect:
         if name.isdigit():
             out.append(int(name))
-        elif name in labels:
-            out.append(labels.index(name))
+        elif name.strip().casefold() in by_name:
+            out.append(by_name[name.strip().casefold()])
         else:
             close = [lab for lab in labels if name.lower() in lab.lower()][:5]
             raise UserError(f"--detect {name!r} is not a label of {model_json}" +

@@ -160,8 +160,13 @@ def check_log(path: str | Path, flag: str | None = "--log") -> Path:
 
 
 def _mode_for(target: Path) -> int:
+    """A replaced file keeps its mode; a new one gets 0666 less the umask (0644 under the usual 022). Exactly 0600 is
+    the mode earlier yamflash builds left on every output (mkstemp's): such a file gets the new-file mode, so old
+    outputs become readable by others again instead of staying private forever."""
     try:
-        return stat.S_IMODE(os.stat(target).st_mode)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+        if mode != 0o600:
+            return mode
     except OSError:
         pass
     mask = os.umask(0)  # the only portable way to read the umask

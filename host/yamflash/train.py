@@ -216,10 +216,11 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
     if keep:
         if audioset_labels is None:
             raise UserError("--keep needs YAMNet's class map: pass --labels yamnet_class_map.csv.")
+        by_name = {lab.casefold(): i for i, lab in reversed(list(enumerate(audioset_labels)))}  # any case
         for name in keep:
-            if name not in audioset_labels:
+            if name.strip().casefold() not in by_name:
                 raise UserError(f"--keep {name!r} is not an AudioSet class name in the class map.")
-            kept_idx.append(audioset_labels.index(name))
+            kept_idx.append(by_name[name.strip().casefold()])
     new = YamnetWeights(dict(weights.kernels), dict(weights.biases), weights.activation, dict(weights.source))
     new.kernels["logits"] = np.concatenate([k, weights.kernels["logits"][:, kept_idx]], axis=1).astype(np.float32)
     new.biases["logits"] = np.concatenate([b, weights.biases["logits"][kept_idx]]).astype(np.float32)

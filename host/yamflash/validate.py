@@ -154,8 +154,10 @@ def load_reference(model_dir: str | Path, with_float: bool = True) -> Reference:
 
 # ---- the run ------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def open_board(spec: str, sim_flash: str | Path = "build/sim/flash.bin", stats_period: float = 5.0) -> Iterator[Any]:
-    """A connected Board for ``sim`` (the running virtual board, or one started for this command) or a port."""
+def open_board(spec: str, sim_flash: str | Path = "build/sim/flash.bin", stats_period: float = 5.0,
+               baud: int = 115200) -> Iterator[Any]:
+    """A connected Board for ``sim`` (the running virtual board, or one started for this command) or a port (its
+    console at ``baud``)."""
     from . import ports
     from .board import Board
 
@@ -172,7 +174,7 @@ def open_board(spec: str, sim_flash: str | Path = "build/sim/flash.bin", stats_p
     else:
         target = ports.resolve(spec, ask=ports.ask_click)
         device = target.device if isinstance(target, ports.Candidate) else str(target)
-    board = Board(ports.open_serial(device), name="sim" if spec == "sim" else device)
+    board = Board(ports.open_serial(device, baud=baud), name="sim" if spec == "sim" else device)
     try:
         board.info()
         yield board

@@ -15,9 +15,9 @@ import pytest
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Without the plugin (registered as a pytest11 entry point, or -p yamflash.hil.plugin) skip, saying how."""
-    if hasattr(config.option, "board"):
+    if hasattr(config.option, "board_manifest"):
         return
-    skip = pytest.mark.skip(reason="HIL plugin not loaded: pytest -p yamflash.hil.plugin tests/hil --board sim")
+    skip = pytest.mark.skip(reason="HIL plugin not loaded: pytest -p yamflash.hil.plugin tests/hil --port sim")
     for item in items:
         if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
             item.add_marker(skip)

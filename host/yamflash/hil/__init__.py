@@ -1,1 +1,1 @@
-"""Hardware-in-the-loop testing: one pytest suite for a real board or the virtual one (``--board``)."""
+"""Hardware-in-the-loop testing: one pytest suite for a real board or the virtual one (``--port``)."""

@@ -1,15 +1,21 @@
-"""pytest plugin: ``pytest --board sim`` or ``pytest --board /dev/ttyACM0`` gives tests a flashed, connected board.
+"""pytest plugin: ``pytest --port sim`` or ``pytest --port /dev/ttyACM0`` gives tests a flashed, connected board.
 
 Like pytest-embedded, the back end is an option and the tests do not change: the ``board`` fixture
 flashes the current build (writing only the regions the board's flash does not hold, by MD5), opens the
 console at the baud the build recorded, and yields a ``yamflash.board.Board``
 with the HIL helpers (info, infer_wav, infer_patch, wait_detection). The build comes from the
 ``hil_flash_manifest`` fixture, which a suite's conftest provides (tests/hil builds one from the
-converted model) or ``--board-manifest`` names. Without ``--board`` the HIL tests skip, saying so.
+converted model) or ``--board-manifest`` names. Without ``--port`` (or $ESPPORT) the HIL tests skip, saying so.
+
+``--port`` is the device, as in every yamflash command (``--board`` was its name up to yamflash 0.1 and still
+works for this release, with a deprecation warning); ``--baud`` the console's rate, ``--flash-baud`` esptool's
+(default $ESPBAUD). pytest reserves one-letter lowercase options for itself, so there is no -p/-b here. With
+pytest-embedded installed, which has its own ``--port`` (also the device), that option is read instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +25,20 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("yamflash-hil", "yamflash hardware-in-the-loop")
-    g.addoption("--board", default=None, help="sim (virtual board) or a serial device (auto: find one)")
+    # pytest-embedded's --port (the device too), when registered first, makes pytest refuse a second: read that one
+    with contextlib.suppress(ValueError):
+        g.addoption("--port", default=None,
+                    help="the board: sim (virtual board), a serial device, or auto (find one); default $ESPPORT")
+    g.addoption("--board", dest="yf_legacy_board", default=None,
+                help="deprecated spelling of --port (until the next release)")
     g.addoption("--board-manifest", default=None, help="flash.json to flash (default: the suite builds one)")
     g.addoption("--board-no-flash", action="store_true", help="use the board as it is; do not flash")
-    g.addoption("--board-baud", type=int, default=None,
+    g.addoption("--baud", dest="yf_baud", type=int, default=None,
                 help="console baud (default: the console_baud of the build's flash.json, else 115200)")
+    g.addoption("--board-baud", dest="yf_legacy_baud", type=int, default=None,
+                help="deprecated spelling of --baud (until the next release)")
+    g.addoption("--flash-baud", type=int, default=None, help="esptool's baud while flashing (default $ESPBAUD, else "
+                "460800)")
     g.addoption("--board-boot-timeout", type=float, default=20.0,
                 help="seconds the flashed firmware has to boot and answer `info`")
     g.addoption("--hil-invoke-budget-ms", type=float, default=None,
@@ -37,14 +52,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="audio time by which the baby-cry clip must raise its detection")
 
 
+def port_of(config: pytest.Config) -> str | None:
+    """--port, else the deprecated --board, else $ESPPORT; None: no board (the HIL tests skip)."""
+    import os
+
+    return config.getoption("--port") or config.getoption("yf_legacy_board") or os.environ.get("ESPPORT") or None
+
+
+def console_baud_of(config: pytest.Config) -> int | None:
+    return config.getoption("yf_baud") or config.getoption("yf_legacy_baud")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "hil: needs a board (--board sim or --board PORT)")
+    config.addinivalue_line("markers", "hil: needs a board (--port sim or --port PORT)")
+    for old, new in (("--board", "--port"), ("--board-baud", "--baud")):
+        value = config.getoption(f"yf_legacy_{old.split('-')[-1]}")
+        if value is not None:  # one line in pytest's warnings summary
+            config.issue_config_time_warning(pytest.PytestDeprecationWarning(
+                f"pytest {old} {value} is deprecated: use {new} {value} (the old spelling goes in the next "
+                f"release)"), stacklevel=2)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--board"):
+    if port_of(config):
         return
-    skip = pytest.mark.skip(reason="HIL test: run with --board sim (virtual board) or --board /dev/ttyACM0")
+    skip = pytest.mark.skip(reason="HIL test: run with --port sim (virtual board) or --port /dev/ttyACM0")
     for item in items:
         if "hil" in item.keywords:
             item.add_marker(skip)
@@ -52,9 +84,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def board_kind(request: pytest.FixtureRequest) -> str:
-    spec = request.config.getoption("--board")
+    spec = port_of(request.config)
     if not spec:
-        pytest.skip("no --board given")
+        pytest.skip("no --port given")
     return "sim" if spec == "sim" else "chip"
 
 
@@ -81,7 +113,8 @@ def board(request: pytest.FixtureRequest, board_kind: str, tmp_path_factory: pyt
     from yamflash import ports
     from yamflash.board import Board
 
-    spec = request.config.getoption("--board")
+    spec = port_of(request.config)
+    assert spec is not None  # board_kind skipped otherwise
     no_flash = request.config.getoption("--board-no-flash")
     say = print
     if board_kind == "sim":
@@ -101,10 +134,13 @@ def board(request: pytest.FixtureRequest, board_kind: str, tmp_path_factory: pyt
     manifest = None if no_flash else request.getfixturevalue("hil_flash_manifest")
     if manifest is None and request.config.getoption("--board-manifest"):
         manifest = Path(request.config.getoption("--board-manifest"))
-    baud = request.config.getoption("--board-baud") or (fl.console_baud(manifest) if manifest else 115200)
+    baud = console_baud_of(request.config) or (fl.console_baud(manifest) if manifest else 115200)
     if manifest is not None and not no_flash:
+        from yamflash.device_options import flash_baud
+
         plan = fl.load_plan(manifest)
-        device = fl.flash_board_cli(plan, spec, 460800, False, say, progress=fl.progress_printer())
+        device = fl.flash_board_cli(plan, spec, flash_baud(request.config.getoption("--flash-baud")), False, say,
+                                    progress=fl.progress_printer())
     else:
         target = ports.resolve(spec)
         device = target.device if isinstance(target, ports.Candidate) else str(target)
