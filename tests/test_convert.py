@@ -32,7 +32,7 @@ def test_manifest_records_provenance_and_fidelity(converted):
     fid = m["fidelity"]
     for key in ("top1_agreement", "top5_overlap", "cosine_mean", "mae", "max_abs_error"):
         assert 0.0 <= fid[key] <= 1.0
-    assert fid["patches"] == 120
+    assert fid["patches"] > 100  # every patch of the 30 % of clips held out
     assert 0 < m["arena_bytes"] <= 256 * 1024
     assert 60e6 < m["macs_per_patch"] < 80e6 and 3.5e6 < m["parameters"] < 4e6
 

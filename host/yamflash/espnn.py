@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import espnn_scratch
+
 GENERATIONS = ("2022", "1.1", "1.2")
 
 
@@ -119,67 +121,18 @@ def fc_instructions(depth: int, units: int, gen: str) -> int:
 
 
 def conv_scratch_size(lay: Layer) -> int:
-    """``esp_nn_get_conv_scratch_size_esp32s3`` of esp-nn 1.2.3 (the sdk copy), line for line."""
+    """``esp_nn_get_conv_scratch_size_esp32s3`` of esp-nn 1.2.3 (the sdk copy): espnn_scratch.conv_s3."""
     (in_ht, in_wd, in_ch), (out_ht, out_wd, out_ch) = lay.inp, lay.out
     (f_ht, f_wd), (s_ht, s_wd), (pad_ht, pad_wd) = lay.kernel, lay.stride, lay.pad
-    new_channels = (in_ch + 7) & ~7
-    align_buf_size = 64
-    if f_wd == 1 and f_ht == 1 and pad_wd == 0 and pad_ht == 0 and s_wd == 1 and s_ht == 1:
-        transpose = 0 if in_wd * in_ht < 8 else 2 * (8 * new_channels)
-        input_scratch = in_wd * in_ht * new_channels if in_ch % 8 else 0
-        return input_scratch + new_channels * out_ch + transpose + align_buf_size
-    row, window = f_wd * in_ch, f_wd * f_ht * in_ch
-    if row < 16 <= window:
-        wa = _r16(window)
-        return out_ch * 4 + 16 + out_ch * wa + 16 + wa + align_buf_size
-    new_channels = _r16(in_ch)
-    input_scratch = 0 if pad_wd == 0 and pad_ht == 0 else (in_wd + 2 * pad_wd) * (in_ht + 2 * pad_ht) * in_ch
-    filter_scratch = f_wd * f_ht * new_channels * out_ch
-    filter_alignment = ((row + 15) // 16) * 16 * f_ht * out_ch
-    pad_right = max(0, out_wd * s_wd + f_wd - 1 - in_wd)
-    pad_bottom = max(0, out_ht * s_ht + f_ht - 1 - in_ht)
-    boundary = (in_wd + pad_right) * (in_ht + pad_bottom) * in_ch if pad_right > 0 or pad_bottom > 0 else 0
-    return input_scratch + filter_scratch + filter_alignment + boundary + align_buf_size + out_ch * 4
+    return espnn_scratch.conv_s3(in_wd, in_ht, in_ch, f_wd, f_ht, out_wd, out_ht, out_ch, s_wd, s_ht, pad_wd, pad_ht)
 
 
 def depthwise_scratch_size(lay: Layer) -> int:
-    """``esp_nn_get_depthwise_conv_scratch_size_esp32s3`` of esp-nn 1.2.3, line for line."""
+    """``esp_nn_get_depthwise_conv_scratch_size_esp32s3`` of esp-nn 1.2.3: espnn_scratch.depthwise_s3."""
     (in_ht, in_wd, ch), (out_ht, out_wd, _) = lay.inp, lay.out
-    (f_ht, f_wd), (s_ht, s_wd), (pad_ht, pad_wd), mult = lay.kernel, lay.stride, lay.pad, lay.ch_mult
-    filter_size = f_wd * f_ht * ch * mult
-    if mult == 1 and ch % 8 == 0:
-        if f_wd == 3 and f_ht == 3:
-            if ch % 16 == 0:
-                if pad_wd or pad_ht:
-                    pw, ph = pad_wd * 2, pad_ht * 2
-                else:
-                    pw, ph = out_wd * s_wd + f_wd - 1 - in_wd, out_ht * s_ht + f_ht - 1 - in_ht
-                if pw or ph:
-                    full = (in_wd + pw) * (in_ht + ph) * ch
-                    if full <= 40 * 1024:
-                        return filter_size + full + 16
-                    return filter_size + (in_wd + pw) * f_ht * ch + 16  # row-tiled
-                return filter_size + 16
-            if ch >= 12:
-                new_ch = _r16(ch)
-                tpw = pad_wd * 2 + max(0, out_wd * s_wd + 2 - in_wd)
-                tph = pad_ht * 2 + max(0, out_ht * s_ht + 2 - in_ht)
-                return 9 * new_ch + (in_wd + tpw) * (in_ht + tph) * new_ch + out_wd * out_ht * new_ch + 64
-            return 2 * (filter_size + in_wd * in_ht * ch) + 32
-        total_s16 = 2 * (filter_size + in_wd * in_ht * ch)
-        if total_s16 <= 48 * 1024:
-            return total_s16 + 32
-        return 2 * filter_size + 2 * in_wd * f_ht * ch + 32
-    if mult == 1 and ch > 3:
-        pch = (ch + 7) & ~7
-        filter_bytes = f_wd * f_ht * pch * 2
-        input_start = _r16(filter_bytes)
-        out_start = _r16(input_start + in_wd * in_ht * pch * 2)
-        bias_start = _r16(out_start + out_wd * out_ht * pch)
-        return bias_start + 3 * pch * 4 + 16
-    if mult % 4 == 0:
-        return 2 * (filter_size + in_wd * in_ht * ch) + 32
-    return 32
+    (f_ht, f_wd), (s_ht, s_wd), (pad_ht, pad_wd) = lay.kernel, lay.stride, lay.pad
+    return espnn_scratch.depthwise_s3(in_wd, in_ht, ch, f_wd, f_ht, out_wd, out_ht, s_wd, s_ht, pad_wd, pad_ht,
+                                      lay.ch_mult)
 
 
 def conv_scratch_size_v11(lay: Layer) -> int:
@@ -215,8 +168,8 @@ def depthwise_scratch_size_v11(lay: Layer) -> int:
 
 
 def softmax_scratch_size(width: int) -> int:
-    """``esp_nn_get_softmax_scratch_size_esp32s3``: one int32 per element of a row."""
-    return width * 4
+    """``esp_nn_get_softmax_scratch_size_esp32s3``: espnn_scratch.softmax_s3."""
+    return espnn_scratch.softmax_s3(width, 1)
 
 
 def _conv_plan(lay: Layer, gen: str) -> Plan:
