@@ -31,7 +31,7 @@ from typing import Any
 
 from . import __version__, partitions, profiles
 from .errors import UserError
-from .manifest import atomic_write
+from .manifest import write_all
 
 PIO_PLATFORM = "espressif32"
 PIO_PLATFORM_VERSION = "6.12.0"  # keep in step with firmware/platformio.ini
@@ -369,14 +369,12 @@ def write_manifest(out: Path, g: Generated, parts: list[partitions.Partition], o
         # monitor and the HIL suite talk to the console at this rate (--console uart: gen's uart_baud)
         "console": g.data.get("console"), "console_baud": console_baud,
     }
-    out.mkdir(parents=True, exist_ok=True)
     names = {"bootloader": "bootloader.bin", "partition-table": "partition-table.bin", "app": "app.bin",
              "model": "model.bin"}
-    for role, data in images.items():
-        atomic_write(out / names[role], data)
-    for name, data in esp_idf_artefacts(manifest, images).items():
-        atomic_write(out / name, data)
-    atomic_write(out / "flash.json", json.dumps(manifest, indent=2) + "\n")
+    # Staged, then swapped: a full disk leaves the previous images and flash.json as a matching set.
+    write_all({**{out / names[role]: data for role, data in images.items()},
+               **{out / name: data for name, data in esp_idf_artefacts(manifest, images).items()},
+               out / "flash.json": json.dumps(manifest, indent=2) + "\n"}, flag="--out")
     return manifest
 
 

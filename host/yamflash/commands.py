@@ -27,12 +27,17 @@ from .outputs import check_dir, check_file
               help="Seed for picking calibration and evaluation patches (same seed and inputs, same model).")
 @click.option("--labels", type=str, default=None, help="yamnet_class_map.csv (default: next to the weights).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.option("--no-cache", is_flag=True, help="Convert even when the same conversion is cached (~/.cache/yamflash).")
 def convert(weights: str | None, out_dir: str, calib_dir: str | None, calib_count: int, eval_dir: str | None,
-            eval_count: int | None, synthetic_calibration: bool, seed: int, labels: str | None, as_json: bool) -> None:
+            eval_count: int | None, synthetic_calibration: bool, seed: int, labels: str | None, as_json: bool,
+            no_cache: bool) -> None:
     """Convert YAMNet to an INT8 TFLite Micro model with a log-mel patch input."""
+    from . import convert_cache
     from .convert import convert as run
+    from .convert import find_labels
     from .download import default_weights
     from .fidelity import table
+    from .progress import log
 
     if calib_count <= 0:
         raise UserError("--calib-count must be positive.")
@@ -40,7 +45,19 @@ def convert(weights: str | None, out_dir: str, calib_dir: str | None, calib_coun
         check_weights(weights)  # before the calibration audio: the first thing to fix
     check_dir(out_dir, "--out", files=("model.tflite", "model.json"), need_bytes=1 << 20)
     weights_path = weights or str(default_weights())
-    m = run(weights_path, out_dir, calib_dir, calib_count, eval_dir, eval_count, synthetic_calibration, seed, labels)
+    label_path = find_labels(Path(weights_path), labels)
+    settings = {"calib_count": calib_count, "eval_count": eval_count, "synthetic": synthetic_calibration,
+                "seed": seed, "calib_dir": calib_dir is not None, "eval_dir": eval_dir is not None}
+    k = convert_cache.key(weights_path, str(label_path) if label_path else None, calib_dir, eval_dir, settings)
+    cached = None if no_cache or not Path(weights_path).is_file() else convert_cache.lookup(k)
+    if cached is not None:
+        m = convert_cache.restore(cached, out_dir)
+        log(f"same weights, audio, settings and yamflash code as the conversion cached in {cached}: reused it "
+            f"(--no-cache converts again)")
+    else:
+        m = run(weights_path, out_dir, calib_dir, calib_count, eval_dir, eval_count, synthetic_calibration, seed,
+                labels)
+        convert_cache.store(k, out_dir)
     if as_json:
         click.echo(json.dumps(m, indent=2))
         return

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 from . import __version__, manifest
 from .errors import UserError
 from .frontend import PARAMS
-from .progress import log, track
+from .progress import captured_chatter, log, track
 from .weights import NUM_CLASSES, YamnetWeights, load_weights
 
 
@@ -71,7 +69,7 @@ def write_model(weights: YamnetWeights, names: list[str], labels_source: str | N
     from .tflm import MicroModel
 
     float_model = build(weights)
-    with contextlib.redirect_stdout(sys.stderr):  # TensorFlow prints export chatter; stdout is for --json
+    with captured_chatter():
         tflite, recipe = quantize.convert_int8(weights, calib, log=log)
     t_conv = time.monotonic() - t0
 

@@ -25,10 +25,8 @@ clips, seeded) are computed once with the batched float YAMNet and cached under 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -42,7 +40,7 @@ from .audio import list_audio, load_audio
 from .distill_config import DistillConfig
 from .errors import UserError
 from .frontend import PARAMS, waveform_to_patches
-from .progress import log, track
+from .progress import captured_chatter, log, track
 from .train import Clip, clip_report, clips_from_csv, clips_from_folder, save_confusion_png, split, train_head
 from .weights import LAYER_DEFS
 
@@ -373,7 +371,7 @@ def to_int8(model: Any, calib: np.ndarray) -> bytes:
     bench its INT8 clip accuracy equals its float one (scripts/bench_custom.py)."""
     from .quantize import ptq_int8
 
-    with contextlib.redirect_stdout(sys.stderr):  # export chatter; stdout is for --json
+    with captured_chatter():
         return ptq_int8(model, calib)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -27,3 +29,16 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     log(f"{description} ({total})")
     yield from items
     log(f"{description}: done in {time.monotonic() - t0:.1f} s")
+
+
+@contextlib.contextmanager
+def captured_chatter() -> Iterator[None]:
+    """Keep TensorFlow's export chatter (its `Saved artifact at ...` and TensorSpec listings, printed on
+    stdout for every converted graph) off the screen and out of --json; shown on stderr only if the work fails."""
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            yield
+    except BaseException:
+        sys.stderr.write(buf.getvalue())
+        raise
