@@ -192,10 +192,17 @@ def flash_cmd(port: str | None, manifest_path: str | None, profile: str, model_o
 @click.option("--fast", is_flag=True, help="With --port sim --mic: play the WAV as fast as possible.")
 @click.option("--sim-flash", default="build/sim/flash.bin", show_default=True,
               help="The virtual board's flash file (with --port sim).")
+@click.option("--plain", is_flag=True,
+              help="Plain lines, one per log line or event, no live status (default when stdout is no terminal).")
+@click.option("--scores", type=click.IntRange(1, 521), default=None, is_flag=False, flag_value=3,
+              help="Print the top K scores of every inference (--scores: 3): why something fired or did not.")
+@click.option("--elf", type=click.Path(dir_okay=False), default=None,
+              help="Firmware ELF for decoding panic backtraces (default: the newest in firmware/.pio/build/<board> "
+                   "or firmware/build).")
 def monitor_cmd(port: str | None, baud: int | None, profile: str, manifest_path: str | None, as_json: bool,
                 log_path: str | None, reset: bool, reset_seq: str | None, duration: float | None,
                 detect: tuple[str, ...], threshold: float | None, model_json: str, mic: str | None, fast: bool,
-                sim_flash: str) -> None:
+                sim_flash: str, plain: bool = False, scores: int | None = None, elf: str | None = None) -> None:
     """Show the board's detections, latency, arena, memory and dropped audio live; pass its log through."""
     from .monitor import main
 
@@ -204,7 +211,7 @@ def monitor_cmd(port: str | None, baud: int | None, profile: str, manifest_path:
     baud = dev.console_baud(baud, manifest_path or f"build/firmware/{dev.profile_for(port, profile)}/flash.json")
     main(port=port, baud=baud, as_json=as_json, log_path=log_path, reset=reset, reset_seq=reset_seq,
          duration=duration, detect=detect, threshold=threshold, model_json=model_json, mic=mic, fast=fast,
-         sim_flash=sim_flash)
+         sim_flash=sim_flash, plain=plain, scores=scores or 0, elf=elf, profile=dev.profile_for(port, profile))
 
 
 @cli.command("ports")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +38,14 @@ class State:
     hello: dict[str, Any] | None = None
     stats: dict[str, Any] | None = None
     detections: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
+    det_counts: Counter[str] = field(default_factory=Counter)  # every detection of the run, per label
     logs: deque[str] = field(default_factory=lambda: deque(maxlen=8))
     errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=5))
     timing: dict[str, deque[float]] = field(default_factory=dict)
     infer_times: deque[float] = field(default_factory=lambda: deque(maxlen=50))
     bad_lines: int = 0
     events: int = 0
+    timings_seen: int = 0  # inferences this monitor saw (the board's stats count since boot, every 5 s)
     reconnects: int = 0
     connected: bool = False
     port: str = ""
@@ -62,9 +64,11 @@ class State:
             self.stats = msg
         elif t == "det":
             self.detections.appendleft(msg)
+            self.det_counts[str(msg.get("label", msg.get("cls")))] += 1
         elif t == "err":
             self.errors.appendleft(msg)
         elif t == "timing":
+            self.timings_seen += 1
             for k, q in self.timing.items():
                 v = msg.get(k)
                 if isinstance(v, int | float) and not isinstance(v, bool):
@@ -92,8 +96,10 @@ class State:
         return {"t": "summary", "latency_us": lat, "inferences_per_s": self.rate(), "arena": self.arena(),
                 "heap_free": s.get("heap_free", h.get("heap_free")),
                 "psram_free": s.get("psram_free", h.get("psram_free")),
-                "dropped_samples": s.get("dropped_samples"), "detections": len(self.detections),
-                "bad_lines": self.bad_lines, "reconnects": self.reconnects, "clock": h.get("clock")}
+                "dropped_samples": s.get("dropped_samples"), "detections": sum(self.det_counts.values()),
+                "detections_per_class": dict(self.det_counts), "inferences": s.get("inferences", self.timings_seen),
+                "bad_lines": self.bad_lines, "reconnects": self.reconnects, "clock": h.get("clock"),
+                "fw": h.get("fw"), "model_sha256": h.get("model_sha256"), "mem": h.get("mem", "measured")}
 
 
 def _fmt_us(v: float | None) -> str:
@@ -105,40 +111,11 @@ def _fmt_bytes(v: Any) -> str:
 
 
 def render(st: State) -> Any:
-    """A rich renderable of the state (detections, latency, rate, arena, memory, drops, recent log)."""
-    from rich.console import Group
-    from rich.panel import Panel
-    from rich.table import Table
+    """The live status of ``st`` as rich renders it (monitor_view.render, without a log stream)."""
+    from .monitor_view import View
+    from .monitor_view import render as render_view
 
-    h = st.hello or {}
-    s = st.stats or {}
-    head = (f"[b]{st.port}[/b] {'connected' if st.connected else '[red]waiting for the board[/red]'}  "
-            f"fw {h.get('fw', '?')}  model {str(h.get('model_sha256', '?'))[:12]}  "
-            f"timings: {h.get('clock', '?')} clock")
-    det = Table("label", "score", "audio time", "patch", title="detections", expand=True)
-    for d in st.detections:
-        det.add_row(str(d.get("label")), f"{d.get('score', 0):.2f}", f"{d.get('ts_ms', 0) / 1000:.2f} s",
-                    str(d.get("patch")))
-    perf = Table("", "p50", "p95", title="latency", expand=True)
-    for key, name in (("frontend_us", "frontend / frame"), ("invoke_us", "invoke"), ("e2e_us", "end to end")):
-        p50, p95 = st.latency(key)
-        perf.add_row(name, _fmt_us(p50), _fmt_us(p95))
-    rate = st.rate()
-    a = st.arena() or {}
-    info = Table.grid(padding=(0, 2))
-    info.add_row("inferences/s", "-" if rate is None else f"{rate:.2f}",
-                 "inferences", str(s.get("inferences", "-")))
-    info.add_row("arena", f"{_fmt_bytes(a.get('used'))} / {_fmt_bytes(a.get('size'))} in {a.get('where', '?')}",
-                 "dropped audio", f"{s.get('dropped_samples', '-')} samples")
-    info.add_row("heap free", _fmt_bytes(s.get("heap_free", h.get("heap_free"))),
-                 "PSRAM free", _fmt_bytes(s.get("psram_free", h.get("psram_free"))))
-    info.add_row("bad lines", f"{st.bad_lines} here, {s.get('bad_lines', '-')} on board",
-                 "reconnects", str(st.reconnects))
-    parts: list[Any] = [head, det, perf, info]
-    if st.errors:
-        parts.append("[red]" + "\n".join(f"{e.get('code')}: {e.get('msg')}" for e in st.errors) + "[/red]")
-    parts.append(Panel("\n".join(st.logs) or "(no log lines yet)", title="log", border_style="dim"))
-    return Group(*parts)
+    return render_view(st, View(st, lambda text, style: None))
 
 
 class Sink:
@@ -327,9 +304,60 @@ def _classes(detect: tuple[str, ...], model_json: str) -> list[int]:
     return out
 
 
+def _labels(model_json: str) -> list[str]:
+    """Labels for the --scores view (model.json's), or none: the view then says "class N"."""
+    try:
+        from .manifest import load
+
+        return [str(x) for x in load(model_json).get("labels") or []]
+    except Exception:  # a monitor without the model folder still shows everything else
+        return []
+
+
+def _clip_warning(mic: str, sim_flash: str) -> str | None:
+    """Up front: a --mic clip too short for the detector the virtual board boots with can never fire it."""
+    import soundfile as sf
+
+    from .monitor_view import short_clip_warning
+    from .sim.core import DetectorConfig
+
+    cfg = DetectorConfig()
+    try:
+        from .sim.boot import boot
+
+        det = boot(sim_flash).meta.get("detector")
+        if isinstance(det, dict):
+            cfg = DetectorConfig(**{k: det[k] for k in ("window", "min_count") if k in det})
+    except Exception:  # no flash yet: main() says so; the firmware's defaults stand meanwhile
+        pass
+    return short_clip_warning(float(sf.info(mic).duration), cfg.window, cfg.min_count)
+
+
+def _keyboard(board: dict[str, Any], view: Any) -> None:
+    """A line typed on the terminal (Enter) goes to the board as it is, like esp-idf-monitor's console."""
+    import sys
+    import threading
+
+    def loop() -> None:
+        for line in sys.stdin:
+            p = board.get("port")
+            text = line.rstrip("\r\n")
+            if p is None:
+                view.mine("not connected: line not sent", "yellow")
+                continue
+            try:
+                p.write(text.encode() + b"\n")
+                view.mine(f"sent: {text}", "dim")
+            except Exception as exc:  # the port dropped meanwhile; the reconnect loop deals with it
+                view.mine(f"not sent ({exc})", "yellow")
+
+    threading.Thread(target=loop, name="keyboard", daemon=True).start()
+
+
 def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool, reset_seq: str | None,
          duration: float | None, detect: tuple[str, ...], threshold: float | None, model_json: str,
-         mic: str | None, fast: bool, sim_flash: str) -> None:
+         mic: str | None, fast: bool, sim_flash: str, plain: bool = False, scores: int = 0,
+         elf: str | None = None, profile: str = "esp32s3-n16r8") -> None:
     """The `yamflash monitor` command: connect (auto/sim/path), reset, then pump into the chosen outputs."""
     import errno
     import sys
@@ -371,22 +399,35 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
         cand = cand or follow(device)  # a USB port given by name is found again by its serial number
         do_reset = hardware_reset(reset_seq or DEFAULT_RESET) if reset else None
 
+    from . import monitor_view as mv
+    from .panic import Decoder, find_addr2line_prefix, find_elf
+
     state = State(port=device)
     current: dict[str, str | None] = {"device": device}
     log_file = live = None
+    elf_path = Path(elf) if elf else (None if port == "sim" else find_elf(profile))
+    terminal = not as_json and not plain and mv.is_terminal(sys.stdout)
+    view = mv.View(state, (lambda text, style: None) if as_json else mv.plain_writer(sys.stdout),
+                   labels=_labels(model_json), scores=scores, decoder=Decoder(elf_path, find_addr2line_prefix()))
+    warning = _clip_warning(mic, sim_flash) if mic else None
+    if warning and as_json:
+        sys.stderr.write(f"yamflash: warning: {warning}\n")
     try:
         log_file = open_log(log_path)
-        if not as_json:
+        if terminal:
             from rich.console import Console
             from rich.live import Live
 
-            live = Live(render(state), console=Console(stderr=False), refresh_per_second=4)
-        sink = Sink(state, json_out=sys.stdout if as_json else None, log_file=log_file)
+            live = Live(mv.render(state, view), console=Console(), refresh_per_second=4)
+            view.write = mv.console_writer(live.console)  # lines go above the live status
+        if warning:
+            view.mine(f"warning: {warning}", "bold yellow")
+        sink = mv.ViewSink(view, json_out=sys.stdout if as_json else None, log_file=log_file)
         t_end = None if duration is None else time.monotonic() + duration
 
         def stop() -> bool:
             if live is not None:
-                live.update(render(state))
+                live.update(mv.render(state, view))
             return t_end is not None and time.monotonic() >= t_end
 
         def opener() -> Any:
@@ -420,6 +461,12 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
                 state.port = current["device"]
 
         def configure(p: Any) -> None:
+            board["port"] = p
+            if not board["asked"]:  # on a reconnect ask_info has asked already
+                ask_info(p)
+            board["asked"] = False
+            if scores:  # the top-k view needs every inference's raw scores
+                p.write(wire.encode({"t": "cmd", "id": 3, "cmd": "stream", "scores": True}))
             if classes:
                 msg: dict[str, Any] = {"t": "cmd", "id": 1, "cmd": "detector", "classes": classes}
                 if threshold is not None:
@@ -428,7 +475,11 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
 
         def ask_info(p: Any) -> None:  # the board's hello went out while nobody listened
             p.write(wire.encode({"t": "cmd", "id": 2, "cmd": "info"}))
+            board["asked"] = True
 
+        board: dict[str, Any] = {"port": None, "asked": False}
+        if not as_json and sys.stdin is not None and sys.stdin.isatty():
+            _keyboard(board, view)
         if live is not None:
             live.start()
         run(opener, sink, stop, do_reset, reconnect_wait=wait_again, on_connect=configure,
@@ -436,13 +487,20 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
     except KeyboardInterrupt:
         pass
     finally:
+        view.extra.stopped = True
+        summary = view.summary()
         if live is not None:
-            live.update(render(state))
+            live.update(mv.render(state, view))  # the last frame: stopped, with the summary
             live.stop()
+        elif not as_json:
+            for line in view.summary_lines():
+                view.mine(line, None)
         if as_json:
             with contextlib.suppress(OSError):
-                sys.stdout.write(json.dumps(state.summary()) + "\n")
+                sys.stdout.write(json.dumps(summary) + "\n")
         if log_file:
+            with contextlib.suppress(OSError):
+                log_file.write(json.dumps({**summary, "host_ts": round(time.time(), 3)}) + "\n")
             with contextlib.suppress(OSError):
                 log_file.close()
         if spawned:

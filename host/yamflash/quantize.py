@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from .progress import Steps
 from .weights import YamnetWeights
 
 RECIPES = ("eq-joint", "eq-round", "eq-sens", "ptq-minmax")
@@ -145,6 +146,7 @@ def sensitivity_ranges(sim: Any, ranges: np.ndarray, tune: np.ndarray, fractions
     base[0] = ranges[0]
     out = ranges.copy()
     chosen = []
+    steps = Steps("range search (tensor x fraction)", EMBEDDING_T * len(fractions))
     for t in range(1, EMBEDDING_T + 1):
         errs = []
         for f in fractions:
@@ -152,9 +154,11 @@ def sensitivity_ranges(sim: Any, ranges: np.ndarray, tune: np.ndarray, fractions
             r[t] = [0.0, ranges[t, 1] * f]
             got = sim.scores(tune, QuantSpec(r, weights=False, output=False))
             errs.append(float(np.mean((got - ref) ** 2)))
+            steps.advance()
         best = int(np.argmin(errs))
         out[t, 1] = ranges[t, 1] * fractions[best]
         chosen.append(float(fractions[best]))
+    steps.close()
     log(f"range search: fractions of max per tensor {chosen}")
     return out, chosen
 
@@ -175,10 +179,12 @@ def joint_ranges(sim: Any, ranges: np.ndarray, tune: np.ndarray, factors: tuple[
 
     out = ranges.copy()
     cur = start = err(out)
+    steps = Steps("joint range search (pass x tensor x factor)", passes * EMBEDDING_T * len(factors))
     for _ in range(passes):
         for t in range(EMBEDDING_T, 0, -1):
             best_e, best_hi = cur, out[t, 1]
             for f in factors:
+                steps.advance()
                 r = out.copy()
                 r[t, 1] = out[t, 1] * f if cap is None else min(out[t, 1] * f, cap)
                 if r[t, 1] == out[t, 1]:
@@ -187,6 +193,7 @@ def joint_ranges(sim: Any, ranges: np.ndarray, tune: np.ndarray, factors: tuple[
                 if e < best_e:
                     best_e, best_hi = e, r[t, 1]
             cur, out[t, 1] = best_e, best_hi
+    steps.close()
     gain = [round(float(out[t, 1] / ranges[t, 1]), 3) for t in range(1, EMBEDDING_T + 1)]
     log(f"joint range search: score MSE {start:.3g} -> {cur:.3g}; factors per tensor {gain}")
     return out, gain
