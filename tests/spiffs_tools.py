@@ -23,6 +23,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from yamflash.cachedir import cache_root
+
 ROOT = Path(__file__).resolve().parents[1]
 SDK = Path(os.environ.get("YAMFLASH_SDK", ROOT.parent / "shared" / "sdk"))
 MKSPIFFS_SRC = SDK / "mkspiffs-0.2.3"
@@ -47,10 +49,6 @@ def missing() -> str | None:
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     return None
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "yamflash"
 
 
 def _digest(files: Iterable[Path], base: Path, extra: Iterable[str]) -> str:

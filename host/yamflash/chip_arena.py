@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from .cachedir import cache_root
 from .errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,12 +85,6 @@ def need_sdk() -> Path:
         raise UserError("measuring the chip's arena needs esp-tflite-micro v1.3.7 and esp-nn sources in ../shared/sdk "
                         "(or set YAMFLASH_SDK to that folder).")
     return sdk
-
-
-def cache_root() -> Path:
-    if os.environ.get("YAMFLASH_CACHE"):
-        return Path(os.environ["YAMFLASH_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "yamflash"
 
 
 # ---- the source lists, read from the upstream CMakeLists.txt files ----------------------------------------

@@ -11,24 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from . import manifest
+from .cachedir import cache_root
 
 FILES = ("model.tflite", "model.json")
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 PACKAGE = Path(__file__).resolve().parent
-
-
-def cache_root() -> Path:
-    if os.environ.get("YAMFLASH_CACHE"):
-        return Path(os.environ["YAMFLASH_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "yamflash"
 
 
 def _file_digest(h: Any, path: Path) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .cachedir import cache_root
 from .errors import UserError
 from .manifest import atomic_write
 
@@ -22,9 +22,7 @@ SHA256 = {"yamnet_class_map.csv": "cdf24d193e196d9e95912a2667051ae203e92a2ba0944
 
 
 def cache_dir() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")
-    base = os.environ.get("YAMFLASH_CACHE") or os.path.join(xdg, "yamflash")
-    return Path(base)
+    return cache_root()
 
 
 def fetch(name: str, timeout: float = 20.0) -> Path:
