@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from make_args import convert_args
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("YAMFLASH_DATA", ROOT.parent / "shared" / "data"))
@@ -57,11 +58,6 @@ def _sources_digest() -> str:
         if name.startswith(("quant", "convert", "model", "weights", "frontend", "dataset")):
             h.update(name.encode() + (pkg / name).read_bytes())
     return h.hexdigest()[:16]
-
-
-def convert_args(weights: Path, calib_dir: Path, class_map: Path) -> list[str]:
-    """`make convert`'s arguments (Makefile: --calib-dir $(CALIB_DIR) --labels <class map>)."""
-    return ["--weights", str(weights), "--calib-dir", str(calib_dir), "--labels", str(class_map)]
 
 
 @pytest.fixture(scope="session")

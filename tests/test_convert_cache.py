@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import convert_args
+from make_args import convert_args
 from yamflash import convert_cache
 
 
