@@ -49,7 +49,18 @@ test-c: $(YF_CORE_SRCS) $(wildcard $(YF_CORE_INC)/*.h) tests/c/test_core.c
 	$(CC) $(C_TEST_FLAGS) -I$(YF_CORE_INC) $(YF_CORE_SRCS) tests/c/test_core.c -o build/c/test_core -lm
 	./build/c/test_core
 
-test: lint test-c test-py
+test: lint test-c test-py test-fuzz
+
+# ---- fuzzing (issue 12): yf_core's protocol decoders under libFuzzer + ASan/UBSan (gcc's sanitizers and random
+# mutations where clang is missing), then C vs Python on the same kind of input; any crash, sanitizer report or
+# disagreement fails. FUZZ_SECONDS is for each of the two; `make test` runs 30 + 30 s. Figures: build/fuzz/report.json.
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz test-fuzz
+fuzz: venv
+	$(PY) tests/fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+test-fuzz: venv
+	$(PY) tests/fuzz/run.py --seconds 30
 
 convert: venv
 	$(PY) -m yamflash convert $(if $(WEIGHTS),--weights $(WEIGHTS)) --calib-dir $(CALIB_DIR) --out $(MODEL_DIR) \
