@@ -41,7 +41,7 @@ def _tree_digest(h: Any, folder: Path) -> None:
 # conversion writes; everything else, new modules included, is part of the key.
 NOT_CONVERSION = {"sim", "hil", "board.py", "bench.py", "build.py", "cli.py", "commands.py", "device_options.py",
                   "flash.py", "gen.py", "monitor.py", "partitions.py", "plots.py", "ports.py", "protocol.py",
-                  "validate.py", "wire.py", "convert_cache.py", "monitor_view.py", "panic.py"}
+                  "validate.py", "wire.py", "convert_cache.py", "monitor_view.py", "panic.py", "progress.py"}
 
 
 def code_digest() -> str:

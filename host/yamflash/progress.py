@@ -83,10 +83,10 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         yield from rich_track(items, description=description, total=total, transient=True,
                               console=Console(stderr=True))
         return
-    t0 = time.monotonic()
-    log(f"{description} ({total})")
-    yield from items
-    log(f"{description}: done in {time.monotonic() - t0:.1f} s")
+    with Steps(description, total) as steps:  # in a log: a line every 15 s with the time left
+        for item in items:
+            yield item
+            steps.advance()
 
 
 @contextlib.contextmanager
