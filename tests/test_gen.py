@@ -392,5 +392,6 @@ def test_real_model_generates(tmp_path: Path, converted: Path) -> None:
     mp = r.plan.model_partition
     n = r.plan.manifest["model"]["bytes"]
     assert r.plan.storage == "partition"  # the default: memory-mapped, nothing copied at boot
-    assert mp.offset == 0x210000 and mp.size == partitions.align_up(partitions.MODEL_IMAGE_HEADER.size + n, 0x1000)
+    assert mp.offset == 0x210000 and mp.size == gen.raw_model_partition_size(n)
+    assert mp.size >= (partitions.MODEL_IMAGE_HEADER.size + n) * 1.1
     assert [a for _, a in r.plan.ops] == [TFLM_OPS[o] for o in sorted(r.plan.manifest["ops"])]

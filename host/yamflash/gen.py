@@ -198,6 +198,16 @@ def arena_size(measured: int, margin_pct: int) -> int:
     return arena.size(arena.ChipNeed(measured, True, "", measured, 0), margin_pct)
 
 
+MODEL_HEADROOM_PCT = 10  # room in a raw model partition for a retrained model of about the same size
+
+
+def raw_model_partition_size(model_bytes: int, headroom_pct: int = MODEL_HEADROOM_PCT) -> int:
+    """A raw model partition: header + model + headroom_pct % (so `flash --model-only` of a slightly larger
+    model needs no new partition table), in whole 4 KiB flash sectors."""
+    need = partitions.MODEL_IMAGE_HEADER.size + model_bytes
+    return partitions.align_up(need + need * headroom_pct // 100, 0x1000)
+
+
 def plan_layout(profile: profiles.Profile, storage: str, model_bytes: int, app_size: int, table_offset: int,
                 flash_size: int) -> list[partitions.Partition]:
     """nvs, phy_init, factory app, model; resolved and checked against the flash size."""
@@ -205,7 +215,7 @@ def plan_layout(profile: profiles.Profile, storage: str, model_bytes: int, app_s
     if storage == "spiffs":
         model = partitions.Partition("model", t["data"], s[1]["spiffs"], partitions.spiffs_size_for(model_bytes))
     else:
-        size = partitions.align_up(partitions.MODEL_IMAGE_HEADER.size + model_bytes, 0x1000)
+        size = raw_model_partition_size(model_bytes)
         model = partitions.Partition("model", t["data"], s[1]["undefined"], size)
     if app_size % 0x10000:
         raise UserError(f"app size 0x{app_size:x} must be a multiple of 64 KiB (0x10000).")
@@ -216,6 +226,9 @@ def plan_layout(profile: profiles.Profile, storage: str, model_bytes: int, app_s
         model,
     ]
     parts = partitions.resolve(rows, table_offset)
+    if storage != "spiffs" and parts[-1].offset + parts[-1].size > flash_size:  # fit without the headroom
+        rows[-1] = partitions.Partition("model", t["data"], s[1]["undefined"], raw_model_partition_size(model_bytes, 0))
+        parts = partitions.resolve(rows, table_offset)
     partitions.check_fits(parts, flash_size, f"{profile.name} board ({flash_size // profiles.MB} MB flash)")
     return parts
 
