@@ -17,8 +17,11 @@ FILES = {
     "yamnet_class_map.csv": "https://raw.githubusercontent.com/tensorflow/models/master/"
     "research/audioset/yamnet/yamnet_class_map.csv",
 }
-# sha256 of the class map as published (the same file as ../shared/data/models/yamnet_class_map.csv).
-SHA256 = {"yamnet_class_map.csv": "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2"}
+# sha256 of each file as published. The class map's is the same file as ../shared/data/models/; yamnet.h5's
+# was recorded by a public project's download log of the same URL (this machine has no internet to re-check),
+# so a mismatch message says how to go on with a copy the user trusts.
+SHA256 = {"yamnet_class_map.csv": "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2",
+          "yamnet.h5": "13c3308955bbfaef262f175ac9c40e47b134573a93984f009220dd7cc12a1744"}
 
 
 def cache_dir() -> Path:
@@ -49,7 +52,8 @@ def fetch(name: str, timeout: float = 20.0) -> Path:
                         f"--weights /path/to/yamnet.h5 (with make: WEIGHTS=/path/to/yamnet.h5; "
                         "a YAMNet .tflite also works).") from None
     if name in SHA256 and h.hexdigest() != SHA256[name]:
-        raise UserError(f"downloaded {name} has sha256 {h.hexdigest()}, expected {SHA256[name]}; try again.")
+        raise UserError(f"downloaded {name} has sha256 {h.hexdigest()}, expected {SHA256[name]} (nothing was "
+                        f"saved); try again, or download {url} yourself and pass --weights (make: WEIGHTS=).")
     atomic_write(dest, b"".join(chunks))
     return dest
 
