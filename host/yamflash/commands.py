@@ -274,6 +274,8 @@ def gen_cmd(model_json: str, config_path: str | None, profile: str | None, conso
     if config_path is None and Path("yamflash.toml").is_file():
         config_path = "yamflash.toml"
     check_dir(firmware_dir, "--firmware")
+    if config_path and Path(config_path).exists() and not Path(config_path).is_file():  # a FIFO would block
+        raise UserError(f"--config {config_path} is not a regular file; pass a yamflash.toml.")
     cfg = gen.load_config(config_path)
     for attr, value in (("profile", profile), ("console", console), ("storage", storage),
                         ("arena_margin_pct", arena_margin)):

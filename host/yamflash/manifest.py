@@ -23,8 +23,11 @@ def write(path: str | Path, manifest: dict[str, Any]) -> None:
 def read_json(path: str | Path, missing: str, unreadable: str) -> Any:
     """Parse a JSON file; a missing or broken file is a UserError: ``missing`` or ``unreadable``
     (which may use ``{exc}``)."""
+    p = Path(path)
+    if p.exists() and not p.is_file():  # a FIFO or /dev/zero would block or never end
+        raise UserError(unreadable.replace("{exc}", "not a regular file"))
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(p.read_text())
     except FileNotFoundError:
         raise UserError(missing) from None
     except (OSError, ValueError) as exc:
@@ -104,6 +107,8 @@ def load_labels(path: str | Path) -> list[str]:
     """AudioSet class names from yamnet_class_map.csv (index,mid,display_name)."""
     import csv
 
+    if Path(path).exists() and not Path(path).is_file():
+        raise UserError(f"{path} is not a regular file; pass --labels yamnet_class_map.csv.")
     try:
         with open(path, newline="") as f:
             rows = list(csv.reader(f))
