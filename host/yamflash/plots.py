@@ -14,6 +14,9 @@ import numpy as np
 from .errors import UserError
 
 TOP_CLASSES = 10
+FRAME_S = 0.01  # frame hop
+HOP_S = 0.48  # patch hop
+PATCH_S = 0.96  # patch length (96 frames)
 
 
 def patch_sequence(patches_q: np.ndarray, hop: int = 48) -> np.ndarray:
@@ -42,21 +45,23 @@ def clip_figure(clip: Any, ref: Any, out: str | Path, top: int = TOP_CLASSES) ->
     spec = dequantize(patch_sequence(clip.board_patches), si, zi)  # [frames, 64]
     order = np.argsort(-scores.mean(0))[:top]
     wave = clip.pcm.astype(np.float32) / 32768.0
-    fig, ax = plt.subplots(3, 1, figsize=(10, 8), gridspec_kw={"height_ratios": [1, 1.3, 1.6]})
+    seconds = len(wave) / 16000.0
+    fig, ax = plt.subplots(3, 1, figsize=(10, 8), sharex=True, gridspec_kw={"height_ratios": [1, 1.3, 1.6]})
     ax[0].plot(np.arange(len(wave)) / 16000.0, wave, lw=0.5)
-    ax[0].set_xlim(0, len(wave) / 16000.0)
     ax[0].set_ylabel("waveform")
     ax[0].set_title(f"{clip.name}: board frontend and scores ({len(scores)} patches)")
+    # No lines at patch boundaries: the spectrogram is continuous (each patch adds its new 0.48 s).
     ax[1].imshow(spec.T, aspect="auto", origin="lower", interpolation="nearest",
-                 extent=(0, len(spec) * 0.01, 0, spec.shape[1]))
-    for i in range(1, len(scores)):
-        ax[1].axvline(i * 0.48, color="w", lw=0.4, alpha=0.5)
+                 extent=(0, len(spec) * FRAME_S, 0, spec.shape[1]))
     ax[1].set_ylabel("log-mel band\n(board patches)")
-    ax[1].set_xlim(0, len(wave) / 16000.0)
-    ax[2].imshow(scores[:, order].T, aspect="auto", interpolation="nearest", cmap="gray_r", vmin=0, vmax=1)
+    # On the same time axis: patch i covers [i*hop, i*hop + 0.96 s], so its column sits at its centre.
+    ax[2].imshow(scores[:, order].T, aspect="auto", interpolation="nearest", cmap="gray_r", vmin=0, vmax=1,
+                 extent=(PATCH_S / 2 - HOP_S / 2, PATCH_S / 2 - HOP_S / 2 + len(scores) * HOP_S,
+                         len(order) - 0.5, -0.5))
     ax[2].set_yticks(range(len(order)), [ref.labels[int(i)] for i in order])
-    ax[2].set_xlabel("patch (0.48 s hop)")
+    ax[2].set_xlabel("time (s); each score column centred on its 0.96 s patch, one every 0.48 s")
     ax[2].set_title(f"top {len(order)} classes by mean score (board, int8)")
+    ax[2].set_xlim(0, max(seconds, len(spec) * FRAME_S))
     fig.tight_layout()
     import io
 
