@@ -107,9 +107,9 @@ def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, drq_model):
     assert not out.exists()
 
 
-def test_cli_bad_input_is_one_line(tmp_path):
+def test_cli_bad_input_is_one_line(tmp_path, drq_model):
     (tmp_path / "x.csv").write_text("name,label\na.wav,dog\n")
-    p = subprocess.run([sys.executable, "-m", "yamflash", "distill", "--weights", "w.tflite", "--csv",
+    p = subprocess.run([sys.executable, "-m", "yamflash", "distill", "--weights", str(drq_model), "--csv",
                         str(tmp_path / "x.csv"), "--out", str(tmp_path / "o")], capture_output=True, text=True,
                        timeout=120, cwd=tmp_path)
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("yamflash: error:")]
