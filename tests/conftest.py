@@ -48,18 +48,6 @@ def demo_dir(data_dir: Path) -> Path:
     return need(data_dir / "audio" / "demo")
 
 
-def _sources_digest() -> str:
-    """Hash of the code that decides the converted model's bytes, so a code change re-converts."""
-    import hashlib
-
-    h = hashlib.sha256()
-    pkg = ROOT / "host" / "yamflash"
-    for name in sorted(p.name for p in pkg.glob("*.py")):
-        if name.startswith(("quant", "convert", "model", "weights", "frontend", "dataset")):
-            h.update(name.encode() + (pkg / name).read_bytes())
-    return h.hexdigest()[:16]
-
-
 @pytest.fixture(scope="session")
 def converted(drq_model: Path, esc50_dir: Path, class_map: Path) -> Path:
     """The real YAMNet converted once with the default recipe, cached under build/cache by its inputs.
@@ -72,8 +60,10 @@ def converted(drq_model: Path, esc50_dir: Path, class_map: Path) -> Path:
     import subprocess
     import sys
 
+    from yamflash.convert_cache import code_digest  # the conversion cache's own rule for "same code"
+
     args = convert_args(drq_model, esc50_dir, class_map)
-    key = hashlib.sha256((" ".join(args) + _sources_digest()).encode()).hexdigest()[:16]
+    key = hashlib.sha256((" ".join(args) + code_digest()).encode()).hexdigest()[:16]
     out = ROOT / "build" / "cache" / f"model-{key}"
     if not (out / "model.json").is_file():
         p = subprocess.run([sys.executable, "-m", "yamflash", "convert", *args, "--out", str(out)],

@@ -265,16 +265,28 @@ def run_streaming(cmd: list[str], echo: Echo, env: dict[str, str] | None = None)
         raise UserError(f"`{' '.join(cmd[:4])} ...` failed (exit {proc.returncode}); see its output above.")
 
 
+def sdkconfig_paths(fw: Path, profile: str, tool: str | None = None) -> list[Path]:
+    """Where a build keeps the sdkconfig it made from sdkconfig.defaults: PlatformIO's sdkconfig.<env> (or a
+    plain sdkconfig), idf.py's per-profile build/<profile>/sdkconfig; tool None: all of them."""
+    pio = [fw / f"sdkconfig.{profile}", fw / "sdkconfig"]
+    idf = [fw / "build" / profile / "sdkconfig"]
+    return pio if tool == "pio" else idf if tool == "idf" else pio + idf
+
+
+def sdkconfig_value(fw: Path, g: Generated, tool: str, name: str) -> str | None:
+    """CONFIG_<name> of the build's sdkconfig, else of sdkconfig.defaults; None when neither sets it."""
+    for path in [*sdkconfig_paths(fw, g.profile.name, tool), fw / "sdkconfig.defaults"]:
+        if path.is_file():
+            m = re.search(rf"^CONFIG_{name}=(\S+)", path.read_text(), re.MULTILINE)
+            if m:
+                return m.group(1)
+    return None
+
+
 def table_offset(fw: Path, g: Generated, tool: str) -> int:
     """CONFIG_PARTITION_TABLE_OFFSET of the build's sdkconfig (else sdkconfig.defaults, else 0x8000)."""
-    cands = [fw / f"sdkconfig.{g.profile.name}", fw / "sdkconfig"] if tool == "pio" else \
-        [idf_build_dir(fw, g) / "sdkconfig"]
-    for path in [*cands, fw / "sdkconfig.defaults"]:
-        if path.is_file():
-            m = re.search(r"^CONFIG_PARTITION_TABLE_OFFSET=(\S+)", path.read_text(), re.MULTILINE)
-            if m:
-                return int(m.group(1), 0)
-    return partitions.DEFAULT_TABLE_OFFSET
+    v = sdkconfig_value(fw, g, tool, "PARTITION_TABLE_OFFSET")
+    return int(v, 0) if v is not None else partitions.DEFAULT_TABLE_OFFSET
 
 
 def console_baud(fw: Path, g: Generated, tool: str) -> int | None:
@@ -282,14 +294,8 @@ def console_baud(fw: Path, g: Generated, tool: str) -> int | None:
     sdkconfig, else sdkconfig.defaults); None for USB-Serial-JTAG, which ignores the rate."""
     if g.data.get("console") != "uart":
         return None
-    cands = [fw / f"sdkconfig.{g.profile.name}", fw / "sdkconfig"] if tool == "pio" else \
-        [idf_build_dir(fw, g) / "sdkconfig"]
-    for path in [*cands, fw / "sdkconfig.defaults"]:
-        if path.is_file():
-            m = re.search(r"^CONFIG_ESP_CONSOLE_UART_BAUDRATE=(\d+)", path.read_text(), re.MULTILINE)
-            if m:
-                return int(m.group(1))
-    return 115200  # ESP-IDF's default when no sdkconfig sets it
+    v = sdkconfig_value(fw, g, tool, "ESP_CONSOLE_UART_BAUDRATE")
+    return int(v) if v is not None and v.isdigit() else 115200  # ESP-IDF's default when no sdkconfig sets it
 
 
 def read_layout(fw: Path, offset: int) -> list[partitions.Partition]:

@@ -482,12 +482,6 @@ def generate(manifest_path: str | Path, cfg: GenConfig, firmware_dir: str | Path
     return GenResult(written, unchanged, removed, plan)
 
 
-def sdkconfig_paths(fw: Path, profile: str) -> list[Path]:
-    """Where a build keeps the sdkconfig it made from sdkconfig.defaults: PlatformIO's sdkconfig.<env>,
-    idf.py's default sdkconfig, and the per-profile one `yamflash build --tool idf` uses."""
-    return [fw / f"sdkconfig.{profile}", fw / "sdkconfig", fw / "build" / profile / "sdkconfig"]
-
-
 def stale_settings(sdkconfig: str, defaults: str) -> list[str]:
     """The settings of sdkconfig.defaults that an existing sdkconfig does not carry.
 
@@ -506,6 +500,8 @@ def retire_stale_sdkconfig(fw: Path, profile: str) -> list[str]:
     except OSError:
         return []
     retired = []
+    from .build import sdkconfig_paths
+
     for path in sdkconfig_paths(fw, profile):
         if not path.is_file() or not stale_settings(path.read_text(errors="replace"), defaults):
             continue
