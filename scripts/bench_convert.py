@@ -34,11 +34,12 @@ def bench_weights(weights_path: str, recipes: list[str], calib: np.ndarray, ev: 
                   prefix: str, rows: dict[str, Any]) -> dict[str, Any]:
     """Convert with each recipe, measure in TFLite Micro against this weights' own float model, and add
     the ceiling (float network, only the int8 input and output). ``rows`` holds earlier rows to keep."""
-    from yamflash import fidelity, quantize
-    from yamflash.model import build, float_scores
-    from yamflash.quant_sim import N_TENSORS, QuantSpec, Simulator
-    from yamflash.tflm import MicroModel, arena_bytes
-    from yamflash.weights import load_weights
+    from yamflash.model import fidelity
+    from yamflash.model.keras import build, float_scores
+    from yamflash.model.tflm import MicroModel, arena_bytes
+    from yamflash.model.weights import load_weights
+    from yamflash.quant import recipes as quantize
+    from yamflash.quant.simulate import N_TENSORS, QuantSpec, Simulator
 
     weights = load_weights(weights_path)
     ref = float_scores(build(weights), ev.patches)

@@ -59,7 +59,7 @@ def row(name: str, m: dict[str, Any], seconds: float | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "host"))
-    from yamflash.distill_config import DistillConfig
+    from yamflash.learn.config import DistillConfig
     from yamflash.manifest import atomic_write
 
     dc = DistillConfig()

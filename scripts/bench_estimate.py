@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT / "host"))
 
 from dataclasses import replace  # noqa: E402
 
-from yamflash import estimate as E  # noqa: E402
-from yamflash.estimate_calib import CHECKS, GENS, MODELS, TABLE_SOURCE  # noqa: E402
+from yamflash.chip import estimate as E  # noqa: E402
+from yamflash.chip.calibration import CHECKS, GENS, MODELS, TABLE_SOURCE  # noqa: E402
 
 LIMIT = 0.20
 

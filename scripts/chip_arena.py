@@ -18,8 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from yamflash import arena, chip_arena, profiles
 from yamflash.errors import UserError
+from yamflash.target import arena, profiles
+from yamflash.target import chip_arena as chip_arena
 
 
 def main() -> int:

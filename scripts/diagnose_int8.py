@@ -65,10 +65,11 @@ def main(argv: list[str] | None = None) -> int:
                          "or pass --model a converted model.tflite.")
 
     import tensorflow as tf
-    from yamflash import dataset, fidelity
-    from yamflash.quant_flatbuffer import read_ranges
-    from yamflash.quant_sim import N_TENSORS, Simulator, forward, layer_plan
-    from yamflash.weights import load_weights
+    from yamflash import dataset
+    from yamflash.model import fidelity
+    from yamflash.model.weights import load_weights
+    from yamflash.quant.flatbuffer import read_ranges
+    from yamflash.quant.simulate import N_TENSORS, Simulator, forward, layer_plan
 
     _, ev, info = dataset.collect(args.calib_dir, None, 1000, None, seed=0)
     assert ev is not None

@@ -40,7 +40,7 @@ def rss_kb(pid: int) -> int:
 
 def make_flash(root: Path) -> Path:
     from simboard import model_dir, sim_manifest
-    from yamflash import flash as fl
+    from yamflash.board import flash as fl
 
     f = root / "sim" / "flash.bin"
     fl.flash_sim(fl.load_plan(sim_manifest(model_dir(root / "model"))), f)
@@ -49,9 +49,9 @@ def make_flash(root: Path) -> Path:
 
 def malformed(flash: Path, n: int) -> dict[str, Any]:
     from test_reliability import expected_bad_lines, garbage
-    from yamflash import ports
-    from yamflash.board import Board
-    from yamflash.sim.process import spawn
+    from yamflash.board import ports
+    from yamflash.board.client import Board
+    from yamflash.board.sim.process import spawn
 
     payload = garbage(n, seed=12)
     want_py, want_c = expected_bad_lines(payload)
@@ -99,7 +99,7 @@ def _wait(pred: Any, timeout: float, what: str) -> None:
 def reconnects(flash: Path, restarts: int, tmp: Path) -> dict[str, Any]:
     from simboard import write_wav
     from test_reliability import _timing_after_reconnect, check_stream
-    from yamflash.sim.process import spawn
+    from yamflash.board.sim.process import spawn
 
     wav = write_wav(tmp / "mic.wav", 3.0)
     log = tmp / "reconnect.jsonl"
@@ -158,7 +158,7 @@ def _relink(link: Path, target: str) -> Path:
 
 def kills(flash: Path, k: int, tmp: Path) -> dict[str, Any]:
     from simboard import write_wav
-    from yamflash.sim.process import spawn
+    from yamflash.board.sim.process import spawn
 
     wav = write_wav(tmp / "mic2.wav", 3.0)
     log = tmp / "killed.jsonl"

@@ -60,7 +60,7 @@ def converted(drq_model: Path, esc50_dir: Path, class_map: Path) -> Path:
     import subprocess
     import sys
 
-    from yamflash.convert_cache import code_digest  # the conversion cache's own rule for "same code"
+    from yamflash.convert.cache import code_digest  # the conversion cache's own rule for "same code"
 
     args = convert_args(drq_model, esc50_dir, class_map)
     key = hashlib.sha256((" ".join(args) + code_digest()).encode()).hexdigest()[:16]

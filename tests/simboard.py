@@ -26,7 +26,7 @@ FC_SCALE, FC_ZP = 0.05, 0
 def tiny_model(classes: int = CLASSES, seed: int = 0) -> bytes:
     """Serialize the two-op int8 model with TFLite's schema (object API)."""
     import flatbuffers
-    from yamflash.tflite_fb import schema
+    from yamflash.model.tflite_fb import schema
 
     s = schema()
     rng = np.random.default_rng(seed)
@@ -80,7 +80,7 @@ def model_dir(out: Path, classes: int = CLASSES) -> Path:
     """
     from yamflash import manifest
     from yamflash.frontend import PARAMS
-    from yamflash.tflm import arena_bytes
+    from yamflash.model.tflm import arena_bytes
 
     data = tiny_model(classes)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,8 +128,8 @@ class TinySim:
 @pytest.fixture(scope="session")
 def tiny_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinySim]:
     """The tiny model flashed into a running virtual board (found again by --sim-flash, as a user's would be)."""
-    from yamflash import flash as fl
-    from yamflash.sim.process import spawn
+    from yamflash.board import flash as fl
+    from yamflash.board.sim.process import spawn
 
     root = tmp_path_factory.mktemp("tiny")
     mdir = model_dir(root / "model")

@@ -257,7 +257,7 @@ def mounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:
 
 def _populate_ro(ro: Path) -> None:
     """What the read-only file system holds before it turns read-only: a generated firmware and a flash file."""
-    from yamflash import gen
+    from yamflash.target import gen
 
     mdir = model_dir(ro.parent / "ro-model")
     fw = ro / "fw"
@@ -269,8 +269,8 @@ def _populate_ro(ro: Path) -> None:
 @pytest.fixture(scope="session")
 def shared(tmp_path_factory: pytest.TempPathFactory, mounts: Mounts) -> dict[str, str | None]:
     """Inputs every case may read (never write): the tiny model, its sim flash, a generated firmware."""
-    from yamflash import flash as fl
-    from yamflash import gen
+    from yamflash.board import flash as fl
+    from yamflash.target import gen
 
     root = tmp_path_factory.mktemp("shared")
     mdir = model_dir(root / "model")
@@ -496,7 +496,6 @@ def test_bad_input(case: Case, env: dict[str, str | None], request: pytest.Fixtu
 
 
 def test_the_table_covers_every_command():
-    from yamflash import commands  # noqa: F401  (registers them)
     from yamflash.cli import cli
 
     covered = {c.argv.split()[0] for c in CASES}
@@ -532,7 +531,7 @@ def test_gen_on_a_full_disk_leaves_the_previous_generation(tmp_path, shared, mon
 
 
 def test_build_on_a_full_disk_leaves_the_previous_images(tmp_path, shared, monkeypatch, capfd):
-    from yamflash import build, gen
+    from yamflash.target import build, gen
 
     fw = tmp_path / "fw"
     shutil.copytree(shared["gen_fw"], fw)  # type: ignore[arg-type]

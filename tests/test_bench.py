@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from simboard import cli, tiny_sim  # noqa: F401  (tiny_sim is a fixture)
-from yamflash.bench import compare_baseline, load_report, op_profile, summarize
+from yamflash.board.bench import compare_baseline, load_report, op_profile, summarize
 from yamflash.errors import UserError
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from test_gen import firmware_dir, make_model
-from yamflash import build, gen, partitions
 from yamflash.errors import UserError
+from yamflash.target import build, gen, partitions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,7 +248,7 @@ def test_sim_build_lays_out_the_same_flash(tmp_path: Path) -> None:
     assert desc["kind"] == "yamflash-virtual-app" and desc["fw"] == m["firmware_version"]
     assert "not an ESP32 image" in desc["note"]
     try:
-        from yamflash import flash
+        from yamflash.board import flash
     except ImportError:
         return
     plan = flash.load_plan(out / "flash.json")  # the flash driver accepts what build wrote
@@ -267,7 +267,7 @@ def test_platformio_ini_parses_with_pio() -> None:
     assert r.returncode == 0, r.stderr
     sections = dict(json.loads(r.stdout))
     envs = {k.split(":", 1)[1]: dict(v) for k, v in sections.items() if k.startswith("env:")}
-    from yamflash import profiles
+    from yamflash.target import profiles
 
     assert set(envs) == {p.name for p in profiles.PROFILES.values() if not p.sim}
     for name, opts in envs.items():

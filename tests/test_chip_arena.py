@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_gen import make_model
-from yamflash import arena, chip_arena, espnn_scratch, gen, profiles
+from yamflash.board.sim import alloc
+from yamflash.chip import scratch as espnn_scratch
 from yamflash.errors import UserError
-from yamflash.sim import alloc
+from yamflash.target import arena, gen, profiles
+from yamflash.target import chip_arena as chip_arena
 
 ROOT = Path(__file__).resolve().parents[1]
 SDK = chip_arena.sdk_dir()
@@ -144,9 +146,9 @@ def test_old_model_json_falls_back_to_a_labelled_bound(tmp_path, converted):
 def _sim_boot(model_json: Path, tmp: Path, configured: int | None = None) -> tuple[list[dict], object]:
     """gen + build for the virtual board (optionally with YF_ARENA_BYTES forced to ``configured``, as a firmware
     generated from a wrong figure would have), flash it, boot it; every protocol message it sends."""
-    from yamflash import build
-    from yamflash import flash as fl
-    from yamflash.sim.device import VirtualBoard
+    from yamflash.board import flash as fl
+    from yamflash.board.sim.device import VirtualBoard
+    from yamflash.target import build
 
     fw = tmp / "firmware"
     shutil.copytree(ROOT / "firmware", fw, ignore=shutil.ignore_patterns("generated", "spiffs", ".pio", "build"))
@@ -238,7 +240,7 @@ def chip(converted, tmp_path_factory):
 
     The tflite-micro package is loaded first, as in `yamflash convert`: its tflite:: symbols must not stand in
     for the chip build's (chip_host/exports.map)."""
-    from yamflash.tflm import MicroModel
+    from yamflash.model.tflm import MicroModel
 
     m = json.loads((converted / "model.json").read_text())
     model = (converted / "model.tflite").read_bytes()
@@ -318,7 +320,7 @@ def test_64bit_figure_is_a_close_upper_bound_of_the_32bit_one(chip):
 def test_esp_nn_outputs_equal_the_reference_kernels_bit_for_bit(chip, esc50_dir):
     from yamflash.audio import list_audio, load_audio
     from yamflash.frontend import quantize, waveform_to_patches
-    from yamflash.tflm import MicroModel
+    from yamflash.model.tflm import MicroModel
 
     ref = MicroModel(chip["model"])
     it = chip_arena.ChipInterpreter(chip["so"], chip["model"], 0, chip_arena.MEASURE_PSRAM)
@@ -375,16 +377,16 @@ def test_virtual_board_allocation_mirrors_yf_inference(chip):
 
 @needs_sdk
 def test_distilled_student_arena_and_placement(tmp_path):
-    from yamflash import distill
-    from yamflash.inspect_model import inspect
-    from yamflash.tflm import MicroModel
+    from yamflash.chip.inspect import inspect
+    from yamflash.learn import distill
+    from yamflash.model.tflm import MicroModel
 
     rng = np.random.default_rng(0)  # the arena depends on the shapes, not on trained weights
     k, b = rng.normal(0, 0.05, (distill.EMBEDDING, 10)).astype(np.float32), np.zeros(10, np.float32)
     tfl = distill.to_int8(distill.classifier(distill.build_student(), k, b, 1), rng.normal(-5, 3, (16, 96, 64))
                           .astype(np.float32))
     (tmp_path / "model.tflite").write_bytes(tfl)
-    from yamflash.convert import model_record
+    from yamflash.convert.yamnet import model_record
 
     rec = model_record(tfl, inspect(tmp_path / "model.tflite"), MicroModel(tfl), [f"c{i}" for i in range(10)], None)
     a = rec["arena"]

@@ -23,7 +23,7 @@ import pytest
 from serial.tools.list_ports_common import ListPortInfo
 from simboard import cli, model_dir, sim_manifest, write_wav
 from test_flash_board import ROLES, make_build, mock_bootloader, read_back  # noqa: F401  (a fixture)
-from yamflash import ports
+from yamflash.board import ports
 
 ROOT = Path(__file__).resolve().parents[1]
 SDK = Path(os.environ.get("YAMFLASH_SDK") or ROOT.parent / "shared" / "sdk")
@@ -133,7 +133,7 @@ def test_port_auto_takes_the_one_usb_port_whatever_its_bridge(monkeypatch):
 @pytest.fixture
 def esptool_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """(port, baud) of every esptool session `yamflash flash` opens; the real flash still happens."""
-    from yamflash import flash as fl
+    from yamflash.board import flash as fl
 
     calls: list[tuple[str, int]] = []
     real = fl.flash_esptool
@@ -171,7 +171,7 @@ def test_espport_and_espbaud_are_the_defaults_and_p_b_win(mock_bootloader, tmp_p
 
 def test_flash_monitor_runs_the_monitor_on_the_flashed_port(mock_bootloader, tmp_path, monkeypatch,  # noqa: F811
                                                            capsys):
-    from yamflash import monitor
+    from yamflash.board import monitor
 
     seen: list[dict[str, Any]] = []
     monkeypatch.setattr(monitor, "main", lambda **kw: seen.append(kw))
@@ -245,8 +245,8 @@ def test_pytest_plugin_takes_port_and_the_old_board_spelling_warns(tmp_path):
 
 # ---- labels in any case --------------------------------------------------------------------------------------
 def test_detect_labels_match_in_any_case(tmp_path):
+    from yamflash.board.monitor import _classes
     from yamflash.errors import UserError
-    from yamflash.monitor import _classes
 
     mj = str(model_dir(tmp_path / "m") / "model.json")  # labels: Speech, sound 1, ... sound 7
     assert _classes(("speech", "SOUND 3", "Sound 1"), mj) == [0, 3, 1]

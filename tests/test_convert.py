@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 from yamflash import manifest
-from yamflash.inspect_model import inspect
-from yamflash.tflm import MicroModel
+from yamflash.chip.inspect import inspect
+from yamflash.model.tflm import MicroModel
 
 
 def test_model_is_int8_patch_in_scores_out(converted):
@@ -47,7 +47,7 @@ def test_tflm_runs_model_deterministically(converted):
 def test_arena_measurement_is_the_minimum(converted):
     import pytest
     from yamflash.errors import UserError
-    from yamflash.tflm import arena_bytes
+    from yamflash.model.tflm import arena_bytes
 
     data = (converted / "model.tflite").read_bytes()
     need = json.loads((converted / "model.json").read_text())["arena_bytes"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from make_args import convert_args
-from yamflash import convert_cache
+from yamflash.convert import cache as convert_cache
 
 
 def _inputs(tmp: Path) -> tuple[Path, Path, Path]:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from yamflash import distill, train
 from yamflash.errors import UserError
+from yamflash.learn import distill, train
 
 
 def _wav(path: Path, seed: int = 0, seconds: float = 1.0) -> None:
@@ -22,8 +22,8 @@ def _wav(path: Path, seed: int = 0, seconds: float = 1.0) -> None:
 
 
 def test_student_fits_the_budget_and_converts_to_esp_nn_ops():
-    from yamflash.inspect_model import inspect
-    from yamflash.tflm import MicroModel
+    from yamflash.chip.inspect import inspect
+    from yamflash.model.tflm import MicroModel
 
     student = distill.build_student()
     assert 100_000 <= student.count_params() <= 200_000
@@ -47,7 +47,7 @@ def test_student_fits_the_budget_and_converts_to_esp_nn_ops():
 
 
 def test_student_mirrors_yamnet_layers():
-    from yamflash.weights import LAYER_DEFS
+    from yamflash.model.weights import LAYER_DEFS
 
     plan = distill.student_plan()
     assert plan[0][1] == "conv" and [p[1] for p in plan[1:]] == ["dw", "pw"] * (len(distill.STUDENT_WIDTHS) - 1)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 from simboard import cli, model_dir, tiny_model
-from yamflash import chip_memory, espnn
-from yamflash import estimate as E
-from yamflash import estimate_calib as C
-from yamflash.espnn import Layer
+from yamflash.chip import calibration as C
+from yamflash.chip import espnn
+from yamflash.chip import estimate as E
+from yamflash.chip import memory as chip_memory
+from yamflash.chip.espnn import Layer
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK = Path(os.environ.get("YAMFLASH_SDK", ROOT.parent / "shared" / "sdk"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from firmware_compile import harness, sdkconfig
 from test_gen import make_model
-from yamflash import gen
+from yamflash.target import gen
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 from esptool.util import FatalError
-from yamflash import flash as fl
-from yamflash import partitions as P
-from yamflash import ports
+from yamflash.board import flash as fl
+from yamflash.board import ports
 from yamflash.errors import UserError
+from yamflash.target import partitions as P
 
 MODEL = bytes(range(256)) * 40
 
@@ -196,7 +196,7 @@ def test_sim_skip_is_decided_by_the_flash_files_bytes(tmp_path):
 
 
 def test_sim_flash_file_boots(tmp_path):
-    from yamflash.sim.boot import BootError, boot
+    from yamflash.board.sim.boot import BootError, boot
 
     plan = fl.load_plan(make_build(tmp_path))
     flash_file = tmp_path / "flash.bin"
@@ -248,7 +248,7 @@ def test_new_detector_settings_reach_the_virtual_board(tmp_path, monkeypatch):
 
     from simboard import cli
     from test_gen import make_model
-    from yamflash.sim.boot import boot
+    from yamflash.board.sim.boot import boot
 
     root = Path(__file__).resolve().parents[1]
     shutil.copytree(root / "firmware", tmp_path / "firmware",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from yamflash import build, partitions
+from yamflash.target import build, partitions
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_OFF, MODEL_OFF = 0x10000, 0x110000
@@ -309,7 +309,7 @@ def test_the_virtual_boards_images_never_go_to_a_serial_port(mock_bootloader, tm
 
 
 def test_a_missing_port_is_not_called_busy_and_a_busy_one_is(mock_bootloader, tmp_path):
-    from yamflash import ports
+    from yamflash.board import ports
 
     a = make_build(tmp_path / "a")
     p = yamflash("flash", "--port", str(tmp_path / "ttyNOPE"), "--manifest", str(a.manifest), "--force")
@@ -373,7 +373,7 @@ def test_hil_plugin_reaches_its_flash_step_on_a_real_port(mock_bootloader, tmp_p
 # ---- finding 9 of issue 10: the console's baud comes from the build --------------------------------------
 def test_monitor_uses_the_builds_console_baud(tmp_path, monkeypatch):
     from simboard import cli
-    from yamflash import monitor
+    from yamflash.board import monitor
 
     seen: list[int] = []
     monkeypatch.setattr(monitor, "main", lambda **kw: seen.append(kw["baud"]))
@@ -391,7 +391,7 @@ def test_monitor_uses_the_builds_console_baud(tmp_path, monkeypatch):
                                                              ("usb-serial-jtag", 921600, None)])
 def test_build_records_the_generated_console_baud(tmp_path, console, uart_baud, want):
     from test_gen import firmware_dir, make_model
-    from yamflash import gen
+    from yamflash.target import gen
 
     fw = firmware_dir(tmp_path)
     gen.generate(make_model(tmp_path / "model"), gen.GenConfig(console=console, uart_baud=uart_baud), fw)

@@ -56,7 +56,7 @@ def test_c_harness_passes_the_seed_corpus_under_sanitizers(tmp_path):
 
 
 def test_differential_flags_a_python_decoder_that_keeps_minus_zero(tmp_path, monkeypatch):
-    from yamflash import protocol as P
+    from yamflash.board import protocol as P
 
     real = P.parse_command
 
@@ -73,7 +73,7 @@ def test_differential_flags_a_python_decoder_that_keeps_minus_zero(tmp_path, mon
 
 
 def test_differential_flags_a_python_splitter_with_a_longer_limit(tmp_path, monkeypatch):
-    from yamflash import protocol as P
+    from yamflash.board import protocol as P
 
     monkeypatch.setattr(P, "MAX_LINE", P.MAX_LINE + 1000)
     r = differential.run(3, 2, [fuzz_run.SEEDS], say=lambda s: None, out=tmp_path)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from yamflash import gen, partitions, profiles
+from yamflash.chip.inspect import TFLM_OPS
 from yamflash.cli import main
 from yamflash.errors import UserError
 from yamflash.frontend import PARAMS, periodic_hann, sparse_mel
-from yamflash.inspect_model import TFLM_OPS
+from yamflash.target import gen, partitions, profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 YF_CORE = ROOT / "firmware" / "components" / "yf_core"

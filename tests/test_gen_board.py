@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from test_gen import firmware_dir, make_model
-from yamflash import gen
 from yamflash.errors import UserError
+from yamflash.target import gen
 
 
 @pytest.mark.parametrize("profile,console,pins,why", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from yamflash import monitor, wire
+from yamflash.board import monitor, status, wire
 
 
 class FakePort:
@@ -43,7 +43,7 @@ def enc(msg):
 
 
 def test_state_latency_rate_and_detections():
-    st = monitor.State()
+    st = status.State()
     for i in range(100):
         st.add({"t": "timing", "patch": i, "frontend_us": 100 + i, "invoke_us": 1000 * (i + 1), "e2e_us": 5},
                now=i * 0.5)
@@ -64,9 +64,9 @@ def test_state_latency_rate_and_detections():
 
 
 def test_garbage_partial_and_overlong_lines_are_counted(tmp_path):
-    st = monitor.State()
+    st = status.State()
     log = monitor.open_log(tmp_path / "ev.jsonl")
-    sink = monitor.Sink(st, log_file=log)
+    sink = status.Sink(st, log_file=log)
     chunks = [b"I (12) boot: hello world\n", b"@yf {not json\n", b"@yf " + b"x" * 20000 + b"\n",
               enc(DET)[:10],
               enc(DET)[10:], b"\xff\xfe\n"]
@@ -87,8 +87,8 @@ def test_garbage_partial_and_overlong_lines_are_counted(tmp_path):
 
 
 def test_reconnects_after_the_device_drops():
-    st = monitor.State()
-    sink = monitor.Sink(st)
+    st = status.State()
+    sink = status.Sink(st)
     opened, waits, resets = [], [], []
     scripts = [[enc(HELLO), OSError(5, "Input/output error")], [enc(STATS)]]
 

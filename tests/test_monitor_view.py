@@ -16,8 +16,9 @@ import pytest
 from rich.console import Console
 from simboard import cli, tiny_sim, write_wav  # noqa: F401  (tiny_sim is a fixture)
 from test_monitor import DET, HELLO, STATS, FakePort, enc
-from yamflash import monitor, monitor_view, wire
-from yamflash.panic import Decoder
+from yamflash.board import monitor, status, wire
+from yamflash.board import view as monitor_view
+from yamflash.board.panic import Decoder
 
 MARKUP = ["I (141) yf_tasks: [file.c:141] ready", "W (142) x: [bold]not bold[/] and [/] alone",
           "\x1b[0;32mI (143) boot: [red]green from ESP-IDF[/red]\x1b[0m"]
@@ -32,7 +33,7 @@ def text_of(renderable, width: int = 160) -> str:
 
 def plain_view(**kw):
     out = io.StringIO()
-    st = monitor.State(port="/dev/ttyFAKE")
+    st = status.State(port="/dev/ttyFAKE")
     view = monitor_view.View(st, monitor_view.plain_writer(out), **kw)
     return st, view, out
 
@@ -150,7 +151,7 @@ def test_reconnect_board_line_and_summary_in_plain_mode_and_log(tmp_path):
 
 def test_the_status_names_board_clock_nominal_memory_and_never_says_waiting_when_stopped():
     """Before: `waiting for the board fw ? model ? timings: ? clock` to the end, memory unlabelled."""
-    st = monitor.State(port="sim")
+    st = status.State(port="sim")
     view = monitor_view.View(st, lambda text, style: None)
     before = text_of(monitor_view.render(st, view))
     assert "waiting for the board" in before and "not heard from yet" in before

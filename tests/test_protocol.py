@@ -1,4 +1,4 @@
-"""The protocol codec in Python (yamflash.protocol) and in C (yf_proto through yamflash.native) agree with
+"""The protocol codec in Python (yamflash.board.protocol) and in C (yf_proto through yamflash.target.native) agree with
 the shared vectors in tests/vectors/protocol and with each other, and never fail on garbage."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from yamflash import protocol as P
+from yamflash.board import protocol as P
 
 VECTORS = Path(__file__).parent / "vectors" / "protocol"
 
@@ -47,7 +47,7 @@ def expected_lines(v: dict[str, Any]) -> list[tuple[str, bytes]]:
 
 @pytest.fixture(scope="module")
 def native():
-    from yamflash import native as n
+    from yamflash.target import native as n
 
     try:
         n.lib()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from yamflash.weights import YamnetWeights, expected_shapes
+from yamflash.model.weights import YamnetWeights, expected_shapes
 
 pytest.importorskip("tensorflow")
 
@@ -29,8 +29,8 @@ def patches() -> np.ndarray:
 
 
 def test_scale_channels_keeps_the_float_function(patches: np.ndarray) -> None:
-    from yamflash import quant_equalize as qe
-    from yamflash.quant_sim import Simulator
+    from yamflash.quant import equalize as qe
+    from yamflash.quant.simulate import Simulator
 
     w = random_weights()
     ref = Simulator(w).scores(patches, logits=True)
@@ -45,7 +45,7 @@ def test_scale_channels_keeps_the_float_function(patches: np.ndarray) -> None:
 
 
 def test_scale_channels_refuses_what_would_change_the_function() -> None:
-    from yamflash import quant_equalize as qe
+    from yamflash.quant import equalize as qe
 
     w = random_weights()
     with pytest.raises(ValueError):
@@ -58,7 +58,7 @@ def test_scale_channels_refuses_what_would_change_the_function() -> None:
 
 
 def test_equalization_factors_bring_live_channels_together_and_leave_dead_ones() -> None:
-    from yamflash.quant_equalize import equalization_factors
+    from yamflash.quant.equalize import equalization_factors
 
     r = np.array([0.0, 0.5, 2.0, 40.0], np.float32)
     f = equalization_factors(r, None, 0.5)
@@ -70,7 +70,7 @@ def test_equalization_factors_bring_live_channels_together_and_leave_dead_ones()
 
 
 def test_affine_keeps_zero_exact() -> None:
-    from yamflash.quant_flatbuffer import _affine
+    from yamflash.quant.flatbuffer import _affine
 
     assert _affine(0.0, 2.55) == pytest.approx((0.01, -128))
     s, zp = _affine(-6.9, 5.4)
@@ -80,11 +80,11 @@ def test_affine_keeps_zero_exact() -> None:
 @pytest.mark.slow
 def test_set_ranges_round_trips_and_runs_in_tflm(patches: np.ndarray) -> None:
     pytest.importorskip("tflite_micro")
-    from yamflash.quant_flatbuffer import graph_tensors, read_ranges, set_ranges
-    from yamflash.quant_sim import LOGITS_T, N_TENSORS, layer_plan
-    from yamflash.quantize import _converter_bytes
-    from yamflash.tflite_fb import FlatModel
-    from yamflash.tflm import MicroModel
+    from yamflash.model.tflite_fb import FlatModel
+    from yamflash.model.tflm import MicroModel
+    from yamflash.quant.flatbuffer import graph_tensors, read_ranges, set_ranges
+    from yamflash.quant.recipes import _converter_bytes
+    from yamflash.quant.simulate import LOGITS_T, N_TENSORS, layer_plan
 
     w = random_weights()
     tfl = _converter_bytes(w, patches[:2])
@@ -121,8 +121,8 @@ class _StubSim:
 
 
 def test_joint_range_search_never_worsens_its_objective() -> None:
-    from yamflash.quant_sim import N_TENSORS
-    from yamflash.quantize import joint_ranges
+    from yamflash.quant.recipes import joint_ranges
+    from yamflash.quant.simulate import N_TENSORS
 
     ranges = np.tile(np.array([0.0, 1.0], np.float32), (N_TENSORS, 1))
     ranges[5, 1], ranges[9, 1] = 2.0, 7.0
@@ -130,7 +130,7 @@ def test_joint_range_search_never_worsens_its_objective() -> None:
     tune = np.zeros((3, 96, 64), np.float32)
 
     def err(r: np.ndarray) -> float:
-        from yamflash.quant_sim import QuantSpec
+        from yamflash.quant.simulate import QuantSpec
 
         return float(np.mean(sim.scores(tune, QuantSpec(r)) ** 2))
 
@@ -144,7 +144,7 @@ def test_joint_range_search_never_worsens_its_objective() -> None:
 def test_forward_overrides_replace_one_tensors_quantization(patches: np.ndarray) -> None:
     """The diagnostic hook: an identity override leaves exactly that tensor in float."""
     import tensorflow as tf
-    from yamflash.quant_sim import N_TENSORS, Simulator, forward
+    from yamflash.quant.simulate import N_TENSORS, Simulator, forward
 
     sim = Simulator(random_weights())
     ranges = np.tile(np.array([0.0, 3.0], np.float32), (N_TENSORS, 1))
@@ -169,7 +169,7 @@ def _rounding_problem(seed: int = 0, n: int = 24, c: int = 6) -> tuple[np.ndarra
 
 
 def test_rounding_optimiser_never_worsens_its_objective_and_stays_on_the_grid() -> None:
-    from yamflash.quant_round import QMAX, grid_steps, objective, optimise_columns
+    from yamflash.quant.rounding import QMAX, grid_steps, objective, optimise_columns
 
     for seed in range(3):
         A, B, w = _rounding_problem(seed)
@@ -191,7 +191,7 @@ def test_rounding_optimiser_never_worsens_its_objective_and_stays_on_the_grid() 
 
 
 def test_coordinate_descent_per_channel_matrices_matches_shared() -> None:
-    from yamflash.quant_round import coordinate_descent
+    from yamflash.quant.rounding import coordinate_descent
 
     A, B, w = _rounding_problem(4, n=9, c=5)
     v = w / (np.abs(w).max(0) / 127)
@@ -203,9 +203,9 @@ def test_coordinate_descent_per_channel_matrices_matches_shared() -> None:
 
 @pytest.mark.slow
 def test_rounded_weights_survive_the_converter(patches: np.ndarray) -> None:
-    from yamflash.quant_round import grid_mismatch, optimise_rounding
-    from yamflash.quant_sim import N_TENSORS
-    from yamflash.quantize import _converter_bytes
+    from yamflash.quant.recipes import _converter_bytes
+    from yamflash.quant.rounding import grid_mismatch, optimise_rounding
+    from yamflash.quant.simulate import N_TENSORS
 
     w = random_weights()
     w2, info = optimise_rounding(w, np.zeros((N_TENSORS, 2), np.float32), patches[:2], log=lambda m: None,
@@ -220,11 +220,11 @@ def test_relu6_weights_take_the_recipe_without_equalization(patches: np.ndarray,
     """Google's TF Hub weights use ReLU6: the recipe skips only the equalization, and TFLite Micro then
     agrees with the simulator run at the recipe's own ranges."""
     pytest.importorskip("tflite_micro")
-    from yamflash.quant_flatbuffer import read_ranges
-    from yamflash.quant_sim import QuantSpec, Simulator
-    from yamflash.quantize import convert_int8
-    from yamflash.tflm import MicroModel
-    from yamflash.weights import from_tflite
+    from yamflash.model.tflm import MicroModel
+    from yamflash.model.weights import from_tflite
+    from yamflash.quant.flatbuffer import read_ranges
+    from yamflash.quant.recipes import convert_int8
+    from yamflash.quant.simulate import QuantSpec, Simulator
 
     w = random_weights()
     w6 = YamnetWeights(w.kernels, w.biases, "relu6")

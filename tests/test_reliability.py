@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from simboard import model_dir, sim_manifest, write_wav
-from yamflash import monitor, protocol, wire
+from yamflash.board import monitor, protocol, status, wire
 from yamflash.errors import UserError
 
 
@@ -63,8 +63,8 @@ class FullFile:
 
 def test_a_full_disk_under_log_ends_the_monitor_with_one_error():
     """Before: the OSError looked like a lost port, and the monitor retried forever."""
-    st = monitor.State()
-    sink = monitor.Sink(st, log_file=FullFile())
+    st = status.State()
+    sink = status.Sink(st, log_file=FullFile())
     opened = []
 
     def opener():
@@ -79,7 +79,7 @@ def test_a_full_disk_under_log_ends_the_monitor_with_one_error():
 def test_a_port_taken_while_the_board_was_away_is_an_error():
     """After a drop, failures to open are waited out while the device is gone, but not once it is back and
     someone else holds it."""
-    st = monitor.State()
+    st = status.State()
     calls = {"n": 0}
 
     def opener():
@@ -90,13 +90,13 @@ def test_a_port_taken_while_the_board_was_away_is_an_error():
 
     t0 = time.monotonic()
     with pytest.raises(UserError, match="busy"):
-        monitor.run(opener, monitor.Sink(st), lambda: time.monotonic() - t0 > 10, None,
+        monitor.run(opener, status.Sink(st), lambda: time.monotonic() - t0 > 10, None,
                     reconnect_wait=lambda: time.sleep(0.05), present=lambda: True, grace=0.3)
     assert time.monotonic() - t0 < 5 and st.reconnects == 1
 
 
 def test_a_board_that_is_away_is_waited_for():
-    st, calls = monitor.State(), {"n": 0}
+    st, calls = status.State(), {"n": 0}
 
     def opener():
         calls["n"] += 1
@@ -106,7 +106,7 @@ def test_a_board_that_is_away_is_waited_for():
             raise OSError(errno.ENOENT, "No such file or directory")
         return FakePort([wire.encode(DET)])
 
-    monitor.run(opener, monitor.Sink(st), lambda: st.detections, None, reconnect_wait=lambda: None,
+    monitor.run(opener, status.Sink(st), lambda: st.detections, None, reconnect_wait=lambda: None,
                 present=lambda: False, grace=0.0)
     assert calls["n"] == 20 and st.detections[0]["label"] == "Dog"
 
@@ -120,15 +120,15 @@ def test_first_open_failure_is_not_retried():
         raise UserError("/dev/x is busy")
 
     with pytest.raises(UserError, match="busy"):
-        monitor.run(opener, monitor.Sink(monitor.State()), lambda: len(tries) > 50, None,
+        monitor.run(opener, status.Sink(status.State()), lambda: len(tries) > 50, None,
                     reconnect_wait=lambda: None)
     assert len(tries) == 1
 
 
 def test_reconnect_is_said_and_info_is_asked_again(tmp_path):
-    st = monitor.State()
+    st = status.State()
     log = monitor.open_log(tmp_path / "ev.jsonl")
-    sink = monitor.Sink(st, log_file=log)
+    sink = status.Sink(st, log_file=log)
     hello = {"t": "hello", "fw": "a", "proto": 1, "board": "sim", "model_sha256": "0" * 64, "model_bytes": 1,
              "labels": 8, "frontend": {}, "input": {}, "output": {}, "arena": {"size": 1, "used": 1, "where": "psram"},
              "heap_free": 1, "psram_free": 1, "src": "mic", "clock": "host"}
@@ -153,7 +153,7 @@ def test_reconnect_is_said_and_info_is_asked_again(tmp_path):
 def test_a_usb_port_given_by_name_is_followed_by_serial_number(tmp_path):
     from types import SimpleNamespace
 
-    from yamflash import ports
+    from yamflash.board import ports
 
     listing = [SimpleNamespace(device="/dev/ttyACM0", vid=0x303A, pid=0x1001, serial_number="F4:12", description="")]
     cand = monitor.follow("/dev/ttyACM0", listing=lambda: listing)
@@ -168,7 +168,7 @@ def test_a_usb_port_given_by_name_is_followed_by_serial_number(tmp_path):
 # ---- the virtual board ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def flash_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from yamflash import flash as fl
+    from yamflash.board import flash as fl
 
     root = tmp_path_factory.mktemp("rel")
     f = root / "sim" / "flash.bin"
@@ -197,7 +197,7 @@ def garbage(n: int, seed: int) -> bytes:
 def expected_bad_lines(payload: bytes) -> tuple[int, int]:
     """(Python's count, C's count) of what the firmware counts: over-long lines and @yf lines that do not
     parse as an addressable command. Plain text is not counted."""
-    from yamflash import native
+    from yamflash.target import native
 
     py = protocol.LineSplitter()
     n_py = sum(1 for ln in py.feed(payload) if wire.classify(ln.data, device=True).kind == "bad"
@@ -210,9 +210,9 @@ def expected_bad_lines(payload: bytes) -> tuple[int, int]:
 
 def test_bad_lines_count_exactly_what_the_firmware_counts(flash_file):
     """Before: the virtual board also counted plain-text lines, which yf_tasks.c ignores."""
-    from yamflash import ports
-    from yamflash.board import Board
-    from yamflash.sim.device import VirtualBoard
+    from yamflash.board import ports
+    from yamflash.board.client import Board
+    from yamflash.board.sim.device import VirtualBoard
 
     payload = garbage(2000, seed=3)
     want_py, want_c = expected_bad_lines(payload)
@@ -233,7 +233,7 @@ def test_bad_lines_count_exactly_what_the_firmware_counts(flash_file):
 
 def test_a_non_audio_microphone_is_refused_before_the_board_starts(flash_file, tmp_path):
     """Before: the capture thread died with a traceback and the board ran on without a microphone."""
-    from yamflash.sim.device import VirtualBoard
+    from yamflash.board.sim.device import VirtualBoard
 
     junk = tmp_path / "notes.wav"
     junk.write_text("not audio")
@@ -291,7 +291,7 @@ def test_monitor_follows_a_virtual_board_restarted_on_a_new_pty(flash_file, tmp_
     """Three restarts of the virtual board, each on a new pty: the monitor finds each through sim.json, says
     so on screen and in --log, asks `info` again, and neither loses nor repeats an event.
     Before: it reopened the dead pty forever and the log stopped at "port lost"."""
-    from yamflash.sim.process import find_running, spawn
+    from yamflash.board.sim.process import find_running, spawn
 
     wav = write_wav(tmp_path / "mic.wav", 3.0)
     log = tmp_path / "ev.jsonl"
@@ -348,7 +348,7 @@ def _timing_after_reconnect(recs: list[dict], n: int, want: int = 2) -> bool:
 @pytest.mark.parametrize("zero", ["-0", "-0.0", "-0e3", "-0.000E-2", "0", "0.0"])
 def test_a_zero_threshold_decodes_as_plus_zero_in_c_and_python(zero):
     """Before: C gave -0.0, Python 0 ("-0" is an int in Python's JSON)."""
-    from yamflash import native
+    from yamflash.target import native
 
     line = b'{"t":"cmd","v":1,"id":5,"cmd":"detector","threshold":' + zero.encode() + b"}"
     status, c = native.parse_cmd(line)
@@ -361,7 +361,7 @@ def test_a_zero_threshold_decodes_as_plus_zero_in_c_and_python(zero):
 @pytest.mark.parametrize("extra", [-1, 0, 1, 500])
 def test_both_decoders_refuse_the_same_over_long_commands(extra):
     """Before: Python accepted commands longer than the 12,288 bytes C refuses."""
-    from yamflash import native
+    from yamflash.target import native
 
     head = b'{"t":"cmd","v":1,"id":1,"cmd":"ping","pad":"'
     line = head + b"x" * (protocol.MAX_LINE + extra - len(head) - 2) + b'"}'

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import spiffs_tools as T
 from test_gen import firmware_dir, make_model
-from yamflash import build, gen, partitions, profiles
 from yamflash.errors import UserError
+from yamflash.target import build, gen, partitions, profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = partitions.SPIFFS_BLOCK

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from yamflash import train
 from yamflash.errors import UserError
+from yamflash.learn import train
 
 
 def _wav(path: Path, seconds: float = 1.0) -> None:

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 from simboard import cli, tiny_sim, write_wav  # noqa: F401  (tiny_sim is a fixture)
+from yamflash.board.validate import check_gates, frontend_metrics, int8_metrics, parse_gate, score_metrics
 from yamflash.errors import UserError
 from yamflash.frontend import quantize
-from yamflash.validate import check_gates, frontend_metrics, int8_metrics, parse_gate, score_metrics
 
 SCALE, ZP = 1 / 256, -128
 
@@ -98,9 +98,9 @@ def test_bad_input_is_one_line(tiny_sim, tmp_path, capsys):  # noqa: F811
 def test_real_yamnet_against_float(converted, demo_dir, tmp_path):
     """The converted YAMNet on a virtual board: bit-exact with host TFLM, and float metrics computed."""
     from simboard import sim_manifest
-    from yamflash import flash as fl
-    from yamflash.sim.process import spawn
-    from yamflash.validate import open_board, validate
+    from yamflash.board import flash as fl
+    from yamflash.board.sim.process import spawn
+    from yamflash.board.validate import open_board, validate
 
     flash_file = tmp_path / "flash.bin"
     fl.flash_sim(fl.load_plan(sim_manifest(converted)), flash_file)

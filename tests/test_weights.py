@@ -5,8 +5,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from yamflash import weights
 from yamflash.errors import UserError
+from yamflash.model import weights
 
 tf = pytest.importorskip("tensorflow")
 
@@ -65,7 +65,7 @@ def _write_keras2_h5(path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def test_h5_batchnorm_folding_reproduces_unfolded_model(tmp_path):
-    from yamflash.model import build
+    from yamflash.model.keras import build
 
     reference, arrays = _unfolded_yamnet(np.random.default_rng(1))
     _write_keras2_h5(tmp_path / "yamnet.h5", arrays)
@@ -94,8 +94,8 @@ def test_wrong_shape_is_rejected(drq_model):
 
 def test_drq_export_reproduces_its_scores(drq_model, esc50_dir):
     from yamflash.audio import list_audio, load_audio
-    from yamflash.mapping_check import check
-    from yamflash.model import build
+    from yamflash.model.keras import build
+    from yamflash.model.mapping_check import check
 
     w = weights.load_weights(drq_model)
     assert w.activation == "relu" and w.parameter_count() == 3_729_481
@@ -106,8 +106,8 @@ def test_drq_export_reproduces_its_scores(drq_model, esc50_dir):
 
 def test_tf_hub_lite_model_maps_with_relu6(hub_model, esc50_dir):
     from yamflash.audio import list_audio, load_audio
-    from yamflash.mapping_check import check
-    from yamflash.model import build
+    from yamflash.model.keras import build
+    from yamflash.model.mapping_check import check
 
     w = weights.load_weights(hub_model)
     assert w.activation == "relu6"

@@ -1,4 +1,4 @@
-"""yf_core (the C the chip runs, through yamflash.native) against the numpy reference on real audio."""
+"""yf_core (the C the chip runs, through yamflash.target.native) against the numpy reference on real audio."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ IN_SCALE, IN_ZP = 0.0465, 32
 
 @pytest.fixture(scope="module")
 def native():
-    from yamflash import native as n
+    from yamflash.target import native as n
 
     try:
         n.lib()

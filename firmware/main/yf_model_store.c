@@ -110,7 +110,7 @@ done:
     return rc;
 }
 #else
-/* Raw image header, little-endian (host/yamflash/partitions.py MODEL_IMAGE_HEADER). */
+/* Raw image header, little-endian (host/yamflash/target/partitions.py MODEL_IMAGE_HEADER). */
 typedef struct {
     char magic[8];
     uint32_t version, header_bytes, model_bytes, flags;

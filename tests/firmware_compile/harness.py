@@ -434,8 +434,8 @@ def copy_firmware(dest: Path) -> Path:
 def prepare(variant: Variant, manifest: Path, work: Path) -> tuple[Path, Path, dict[str, str]]:
     """`yamflash gen` for ``variant`` into a fresh copy of firmware/, and its sdkconfig.h.
     Returns (firmware copy, sdkconfig folder, sdkconfig values)."""
-    from yamflash import gen
     from yamflash.errors import UserError
+    from yamflash.target import gen
 
     fw = copy_firmware(work / variant.slug / "firmware")
     cfg = gen.GenConfig(profile=variant.profile, console=variant.console, storage=variant.storage,

@@ -1,7 +1,7 @@
 """C vs Python differential fuzzing of the serial protocol's decoders (issue 12).
 
 The firmware decodes commands with yf_core's C (yf_proto.c); the host, the virtual board and the tests with
-host/yamflash/protocol.py, which promises to accept and reject exactly what the C does. This harness holds it
+host/yamflash/board/protocol.py, which promises to accept and reject exactly what the C does. This harness holds it
 to that on inputs nobody wrote by hand, for a bounded time:
 
 - command JSON: verdict (ok / bad / E_ARG / E_UNKNOWN_CMD) and, when accepted, every field the device acts on
@@ -177,8 +177,8 @@ def generate(rng: random.Random) -> bytes:
 # ---- the comparisons ------------------------------------------------------------------------------------------
 def compare_command(data: bytes) -> str | None:
     """None when C and Python agree on one line's JSON, else what differs."""
-    from yamflash import native
-    from yamflash import protocol as P
+    from yamflash.board import protocol as P
+    from yamflash.target import native
 
     status, c = native.parse_cmd(data)
     try:
@@ -225,8 +225,8 @@ def compare_command(data: bytes) -> str | None:
 
 def compare_stream(rng: random.Random, data: bytes) -> str | None:
     """The line assemblers on the same bytes in different random chunkings."""
-    from yamflash import native
-    from yamflash import protocol as P
+    from yamflash.board import protocol as P
+    from yamflash.target import native
 
     c, py = native.LineAssembler(), P.LineSplitter()
     c_lines: list[tuple[str, bytes]] = []
@@ -253,8 +253,8 @@ def compare_stream(rng: random.Random, data: bytes) -> str | None:
 
 
 def compare_b64(data: bytes) -> str | None:
-    from yamflash import native
-    from yamflash import protocol as P
+    from yamflash.board import protocol as P
+    from yamflash.target import native
 
     c = native.b64decode(data)
     try:
@@ -277,8 +277,8 @@ def _text(rng: random.Random) -> str:
 def compare_writer(rng: random.Random) -> tuple[bytes, str | None]:
     """C writes an event (yf_jw_*), Python reads it: the same values come back, and where no float is involved,
     the very bytes Python's encoder writes (both refuse a line over the limit)."""
-    from yamflash import native
-    from yamflash import protocol as P
+    from yamflash.board import protocol as P
+    from yamflash.target import native
 
     if rng.random() < 0.5:
         msg: dict[str, Any] = {"t": "err", "code": rng.choice(["E_ARG", "E_MODEL", _text(rng)[:20]]),

@@ -14,10 +14,10 @@ import pytest
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without the plugin (registered as a pytest11 entry point, or -p yamflash.hil.plugin) skip, saying how."""
+    """Without the plugin (registered as a pytest11 entry point, or -p yamflash.board.hil.plugin) skip, saying how."""
     if hasattr(config.option, "board_manifest"):
         return
-    skip = pytest.mark.skip(reason="HIL plugin not loaded: pytest -p yamflash.hil.plugin tests/hil --port sim")
+    skip = pytest.mark.skip(reason="HIL plugin not loaded: pytest -p yamflash.board.hil.plugin tests/hil --port sim")
     for item in items:
         if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
             item.add_marker(skip)
@@ -33,11 +33,12 @@ def _sim_build(model_dir: Path) -> Path:
     """
     import shutil
 
-    from yamflash import build, gen
+    from yamflash.target import build, gen
 
     fw_src = ROOT / "firmware"
     h = hashlib.sha256((model_dir / "model.json").read_bytes())
-    for src in sorted((ROOT / "host" / "yamflash").glob("*.py")) + sorted((ROOT / "templates").rglob("*")):
+    pkg = ROOT / "host" / "yamflash"
+    for src in sorted(pkg.rglob("*.py")) + sorted((pkg / "target" / "templates").rglob("*")):
         if src.is_file():
             h.update(src.read_bytes())
     out = ROOT / "build" / "cache" / f"hil-sim-{h.hexdigest()[:16]}"
@@ -84,6 +85,6 @@ def hil_mic(data_dir: Path) -> Path | None:
 @pytest.fixture(scope="session")
 def reference(hil_model_dir: Path):
     """TFLite Micro on the host: the reference the board's outputs must equal."""
-    from yamflash.tflm import MicroModel
+    from yamflash.model.tflm import MicroModel
 
     return MicroModel((hil_model_dir / "model.tflite").read_bytes())

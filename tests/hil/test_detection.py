@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from yamflash.board import count_patches, to_pcm16
+from yamflash.board.client import count_patches, to_pcm16
 
 pytestmark = pytest.mark.hil
 BABY = "Baby cry, infant cry"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from yamflash.board import to_pcm16
+from yamflash.board.client import to_pcm16
 from yamflash.frontend import log_mel, patches, quantize
 
 pytestmark = pytest.mark.hil

@@ -1,0 +1,495 @@
+"""`yamflash distill`: a compact student that imitates YAMNet, given a head for your own classes.
+
+The student is a depthwise-separable CNN on the same int8 96x64 log-mel patch with a 256-d embedding:
+YAMNet's own first seven layers, narrowed where the 48x32 maps would overflow a 128 KiB arena and at the
+end (about 180 K parameters, 21 M MACs against YAMNet's 3.7 M parameters and 69 M MACs), built only from
+ops TFLite Micro has and ESP-NN accelerates, so gen/build/flash/monitor take it unchanged.
+
+It starts as a cut-out of YAMNet, not from random weights: per layer it keeps the channels that best span
+YAMNet's, copies their BN-folded kernels and refits what the cut changed by least squares to YAMNet's
+activations on unlabelled patches (``init_from_teacher``). Trained from scratch on the few thousand
+unlabelled patches at hand, the same budget stays near 55 % on ESC-10; cut out, it starts where a linear
+probe of YAMNet's layer 7 is (~87 %).
+
+Then it imitates YAMNet's 1024-d embedding, through a 256 -> 1024 projection used only in training
+(started as the least-squares map), *and* YAMNet's 521 scores, by passing that projection through
+YAMNet's own frozen classifier, at a low rate so the cut-out's features are refined, not relearnt.
+The embedding is the richer target (the 521 logits are a rank-limited linear map of it, and the
+head of `train` is trained on it); the score term weights the directions AudioSet's labels care about.
+
+Data: unlabelled audio (by default every file beside the labelled set) minus every clip of the test
+split -- by path, by content and by source group -- so the test clips are never seen, not even
+without labels. Teacher outputs for a few augmented views per clip (time shift, gain, mixing two
+clips, seeded) are computed once with the batched float YAMNet and cached under build/cache/distill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import manifest
+from ..audio import list_audio, load_audio
+from ..errors import UserError
+from ..frontend import PARAMS, waveform_to_patches
+from ..model.weights import LAYER_DEFS
+from ..progress import captured_chatter, log, track
+from .config import DistillConfig
+from .train import Clip, clip_report, clips_from_csv, clips_from_folder, save_confusion_png, split, train_head
+
+# The student is YAMNet's first seven layers (weights.LAYER_DEFS: the 3x3 convolution, then depthwise-separable
+# blocks with YAMNet's strides), one width per layer: layers 1-2 narrowed (their 48x32 maps set the arena),
+# layers 3-5 at YAMNet's width, layer 6 at 224 of 256 and layer 7 at 256 of 512 channels (the parameter
+# budget); the mean of layer 7 is the 256-d embedding. A linear probe on YAMNet's own pooled layer 6 / 7 /
+# 12 gets 78 / 87 / 96 % on the ESC-10 split of bench_custom: depth up to layer 7 is what the budget buys.
+STUDENT_WIDTHS: tuple[int, ...] = (16, 48, 128, 128, 256, 224, 256)
+EMBEDDING = STUDENT_WIDTHS[-1]
+# Ops the student may contain once converted: what TFLite Micro has and ESP-NN accelerates (+ glue).
+ALLOWED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "AVERAGE_POOL_2D", "RESHAPE",
+                         "LOGISTIC"})
+AUG_VERSION = 1  # bump when the augmented views change, so cached teacher outputs are recomputed
+
+
+def student_plan(widths: tuple[int, ...] | None = None) -> list[tuple[str, str, int, int, str]]:
+    """(Keras layer name, kind "conv" | "dw" | "pw", stride, output channels, YAMNet layer) in graph order."""
+    widths = widths or STUDENT_WIDTHS
+    plan = []
+    cin = 1
+    for i, ((kind, stride, _), w) in enumerate(zip(LAYER_DEFS[: len(widths)], widths, strict=True), start=1):
+        if kind == "conv":
+            plan.append((f"layer{i}_conv", "conv", stride, w, f"layer{i}/conv"))
+        else:
+            plan += [(f"layer{i}_dw", "dw", stride, cin, f"layer{i}/depthwise_conv"),
+                     (f"layer{i}_pw", "pw", 1, w, f"layer{i}/pointwise_conv")]
+        cin = w
+    return plan
+
+
+def build_student(batch: int | None = None, name: str = "student", widths: tuple[int, ...] | None = None) -> Any:
+    """[b, 96, 64] float log-mel -> [b, 256] embedding: YAMNet's layers at reduced width (biases, ReLU, no BN)."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    inp = tf.keras.Input((PARAMS.patch_frames, PARAMS.num_mel_bins), batch_size=batch, name="patch")
+    x = L.Reshape((PARAMS.patch_frames, PARAMS.num_mel_bins, 1))(inp)
+    for lname, kind, stride, f, _ in student_plan(widths):
+        if kind == "dw":
+            x = L.DepthwiseConv2D(3, strides=stride, padding="same", name=lname)(x)
+        else:
+            x = L.Conv2D(f, 3 if kind == "conv" else 1, strides=stride, padding="same", name=lname)(x)
+        x = L.ReLU()(x)
+    emb = L.GlobalAveragePooling2D(name="embedding")(x)
+    return tf.keras.Model(inp, emb, name=name)
+
+
+def _greedy_span(gram: np.ndarray, k: int) -> np.ndarray:
+    """Greedy pivoted Cholesky of a Gram matrix: k columns that together span most of all columns."""
+    g = gram.astype(np.float64)
+    d = np.diag(g).copy()
+    low = np.zeros((len(g), k))
+    sel: list[int] = []
+    for j in range(k):
+        p = int(np.argmax(d))
+        sel.append(p)
+        low[:, j] = (g[:, p] - low[:, :j] @ low[p, :j]) / np.sqrt(max(d[p], 1e-12))
+        d -= low[:, j] ** 2
+        d[sel] = -np.inf
+    return np.sort(np.array(sel))
+
+
+def _ridge(gram: np.ndarray, rhs: np.ndarray, rel: float = 1e-4) -> np.ndarray:
+    reg = rel * float(np.mean(np.diag(gram))) + 1e-12
+    return np.linalg.solve(gram + reg * np.eye(len(gram)), rhs)
+
+
+def init_from_teacher(weights: Any, mels: np.ndarray, widths: tuple[int, ...] | None = None,
+                      chunk: int = 32, refit_dw: bool = True) -> dict[str, list[np.ndarray]]:
+    """Student weights cut out of YAMNet's folded kernels, layer by layer, on unlabelled patches.
+
+    Per layer: keep the channels of YAMNet's output that best span all of them (greedy pivoted Cholesky on
+    their covariance, each channel weighted by the norm of the weights that read it; at the embedding, on
+    the standardized 1024-d embedding), copy the matching sub-kernels, then refit each depthwise filter and
+    each pointwise kernel by ridge regression from the *student's* own inputs to YAMNet's pre-activations of
+    the kept channels, so the errors of earlier cuts are compensated as far as a linear fit can.
+    """
+    import tensorflow as tf
+
+    widths = widths or STUDENT_WIDTHS
+    plan = student_plan(widths)
+    x = mels.astype(np.float32)[..., None]
+    tk = {n: weights.kernels[n] for n in weights.kernels}
+    tb = {n: weights.biases[n] for n in weights.biases}
+
+    def apply(h: np.ndarray, kind: str, stride: int, k: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = []
+        for i in range(0, len(h), chunk):
+            v = tf.constant(h[i : i + chunk])
+            if kind == "dw":
+                y = tf.nn.depthwise_conv2d(v, k, [1, stride, stride, 1], "SAME")
+            else:
+                y = tf.nn.conv2d(v, k, stride, "SAME")
+            out.append((y + b).numpy())
+        return np.concatenate(out)
+
+    def out_norm(i: int, c: int) -> np.ndarray:  # how strongly YAMNet layer i+1 reads each output channel
+        if i >= len(widths):
+            return np.ones(c)
+        dw, pw = tk[f"layer{i + 1}/depthwise_conv"], tk[f"layer{i + 1}/pointwise_conv"]
+        return np.linalg.norm(dw[:, :, :, 0], axis=(0, 1)) * np.linalg.norm(pw[0, 0], axis=1)
+
+    def pick(t: np.ndarray, i: int, k: int) -> np.ndarray:
+        if i == len(widths):  # the embedding: span the standardized pooled features
+            e = t.mean(axis=(1, 2))
+            z = (e - e.mean(0)) / (e.std(0) + 1e-3)
+            return _greedy_span(z.T @ z, k)
+        f = t.reshape(-1, t.shape[-1])
+        f = f[:: max(1, len(f) // 200_000)].astype(np.float64)
+        f = (f - f.mean(0)) * out_norm(i, f.shape[1])
+        return _greedy_span(f.T @ f, k)
+
+    def lstsq(a: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = a.reshape(-1, a.shape[-1]).astype(np.float64)
+        a = np.concatenate([a, np.ones((len(a), 1))], 1)
+        w = _ridge(a.T @ a, a.T @ z.reshape(-1, z.shape[-1]))
+        return w[:-1].astype(np.float32), w[-1].astype(np.float32)
+
+    def refit_depthwise(s: np.ndarray, target: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per channel: 3x3 filter + bias from the student's input map to YAMNet's pre-activation."""
+        c = s.shape[-1]
+        gram = np.zeros((c, 10, 10))
+        rhs = np.zeros((c, 10))
+        for i in range(0, len(s), chunk):
+            pt = tf.image.extract_patches(tf.constant(s[i : i + chunk]), [1, 3, 3, 1], [1, stride, stride, 1],
+                                          [1, 1, 1, 1], "SAME").numpy()
+            pt = pt.reshape(-1, 9, c).astype(np.float64)
+            pt = np.concatenate([pt, np.ones((len(pt), 1, c))], 1)
+            zz = target[i : i + chunk].reshape(-1, c).astype(np.float64)
+            gram += np.einsum("rkc,rlc->ckl", pt, pt)
+            rhs += np.einsum("rkc,rc->ck", pt, zz)
+        w = np.stack([_ridge(gram[j], rhs[j]) for j in range(c)])
+        return w[:, :9].T.reshape(3, 3, c, 1).astype(np.float32), w[:, 9].astype(np.float32)
+
+    out: dict[str, list[np.ndarray]] = {}
+    t = s = x
+    keep = np.arange(1)
+    for lname, kind, stride, f, tname in plan:
+        i = int(tname.split("/")[0][5:])
+        if kind == "conv":
+            t = np.maximum(apply(t, "conv", stride, tk[tname], tb[tname]), 0)
+            keep = pick(t, i, f)
+            out[lname] = [tk[tname][..., keep], tb[tname][keep]]
+            s = t[..., keep]
+        elif kind == "dw":
+            zt = apply(t, "dw", stride, tk[tname], tb[tname])
+            k, b = tk[tname][:, :, keep, :], tb[tname][keep]
+            if refit_dw and len(keep) < t.shape[-1]:  # a narrowed layer: its filters see other inputs now
+                k, b = refit_depthwise(s, zt[..., keep], stride)
+            out[lname] = [k, b]
+            s = np.maximum(apply(s, "dw", stride, k, b), 0)
+            t = np.maximum(zt, 0)
+        else:
+            z = apply(t, "pw", 1, tk[tname], tb[tname])
+            t = np.maximum(z, 0)
+            keep = pick(t, i, f)
+            k, b = lstsq(s, z[..., keep])
+            out[lname] = [k[None, None], b]
+            s = np.maximum(s @ k + b, 0)
+    return out
+
+
+def classifier(student: Any, kernel: np.ndarray, bias: np.ndarray, batch: int | None) -> Any:
+    """Patch -> student -> Dense(C, sigmoid): the deployable model (batch 1 for export)."""
+    import tensorflow as tf
+
+    inp = tf.keras.Input((PARAMS.patch_frames, PARAMS.num_mel_bins), batch_size=batch, name="patch")
+    dense = tf.keras.layers.Dense(kernel.shape[1], activation="sigmoid", name="head")
+    model = tf.keras.Model(inp, dense(student(inp, training=False)))
+    dense.set_weights([kernel, bias])
+    return model
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def unlabelled_files(dirs: list[Path], test: list[Clip], groups: dict[Path, str]) -> tuple[list[Path], int]:
+    """Audio under ``dirs`` minus any test clip: same path, same content, or the same source group.
+
+    ``groups`` maps resolved paths to source groups (e.g. ESC-50's src_file) for files the metadata names.
+    Returns the kept files and how many were held out.
+    """
+    test_paths = {c.path.resolve() for c in test}
+    test_groups = {c.group for c in test}
+    test_hashes = {_sha(c.path) for c in test if c.path.is_file()}
+    keep: dict[Path, Path] = {}
+    held: set[Path] = set()
+    for d in dirs:
+        for f in list_audio(d):
+            r = f.resolve()
+            if r in keep or r in held:
+                continue
+            if r in test_paths or groups.get(r) in test_groups or _sha(f) in test_hashes:
+                held.add(r)
+            else:
+                keep[r] = f
+    if not keep:
+        raise UserError("no unlabelled audio left after holding out the test clips; pass --unlabelled DIR.")
+    return sorted(keep.values()), len(held)
+
+
+def _views(wave: np.ndarray, pool: list[np.ndarray], rng: np.random.Generator, views: int) -> np.ndarray:
+    """The clip's patches plus views-1 augmented copies: shifted patch grid, gain, and half of them mixed."""
+    out = [waveform_to_patches(wave)]
+    for _ in range(views - 1):
+        x = wave[int(rng.integers(0, PARAMS.patch_hop_samples)):] * np.float32(10 ** (rng.uniform(-12, 6) / 20))
+        if rng.random() < 0.5 and pool:
+            other = pool[int(rng.integers(len(pool)))]
+            n = min(len(x), len(other))
+            x = x.copy()
+            x[:n] += other[:n] * np.float32(10 ** (rng.uniform(-15, -3) / 20))
+        out.append(waveform_to_patches(x))
+    p = np.concatenate(out)
+    # Digital silence (ESC-50 pads clips with zeros) gives identical constant patches: keep one.
+    flat = p.reshape(len(p), -1).std(1) < 1e-3
+    first_flat = np.flatnonzero(flat)[:1]
+    return p[np.sort(np.concatenate([np.flatnonzero(~flat), first_flat]))]
+
+
+def teacher_targets(files: list[Path], weights: Any, views: int, seed: int,
+                    cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """[n, 96, 64] float16 patches and [n, 1024] YAMNet embeddings for the augmented views, cached."""
+    import tensorflow as tf
+
+    from ..model.keras import build
+
+    h = hashlib.sha256(f"{weights.source.get('sha256', '')}|{views}|{seed}|{AUG_VERSION}".encode())
+    for f in files:
+        h.update(_sha(f).encode())
+    path = cache / f"teacher-{h.hexdigest()[:24]}.npz"
+    if path.is_file():
+        z = np.load(path)
+        log(f"teacher outputs from cache {path} ({len(z['emb'])} patches)")
+        return z["mel"], z["emb"]
+    waves = [load_audio(f) for f in track(files, "loading unlabelled audio")]
+    rng = np.random.default_rng(seed)
+    mels = np.concatenate([_views(w, waves, rng, views) for w in track(waves, "augmented log-mel views")])
+    model = build(weights, outputs="embeddings_batch")
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    chunks = range(0, len(mels), 128)
+    emb = np.concatenate([fn(tf.constant(mels[i : i + 128])).numpy() for i in track(chunks, "YAMNet teacher")])
+    mel16 = mels.astype(np.float16)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, mel=mel16, emb=emb.astype(np.float32))
+    tmp.replace(path)
+    return mel16, emb.astype(np.float32)
+
+
+def fit_student(mels: np.ndarray, emb: np.ndarray, weights: Any, cfg: DistillConfig) -> tuple[Any, dict[str, Any]]:
+    """Cut the student out of YAMNet, then train it (+ a 256 -> 1024 projection) to match YAMNet's embedding
+    and scores."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(cfg.seed)
+    L = tf.keras.layers
+    logits_w, logits_b = weights.kernels["logits"], weights.biases["logits"]
+    t0 = time.monotonic()
+    rng = np.random.default_rng(cfg.seed)
+    sub = np.sort(rng.choice(len(mels), min(cfg.init_patches, len(mels)), replace=False))
+    log(f"cutting the student out of YAMNet on {len(sub)} unlabelled patches")
+    student = build_student()
+    for name, w in init_from_teacher(weights, mels[sub]).items():
+        student.get_layer(name).set_weights(w)
+    t_init = time.monotonic() - t0
+    # Standardized per dimension, so an MSE of 1 means "predicts YAMNet's mean embedding" whatever its scale;
+    # YAMNet's classifier is re-expressed on the standardized embedding (W' = diag(std) W, b' = mean W + b).
+    mu, sd = emb.mean(0), emb.std(0) + 1e-3
+    z = ((emb - mu) / sd).astype(np.float32)
+    t_scores = (0.5 * (1.0 + np.tanh(0.5 * (emb @ logits_w + logits_b)))).astype(np.float32)  # sigmoid, no overflow
+    inp = tf.keras.Input((PARAMS.patch_frames, PARAMS.num_mel_bins))
+    proj = L.Dense(emb.shape[1], name="proj")
+    pz = proj(student(inp))
+    frozen = L.Dense(logits_w.shape[1], activation="sigmoid", trainable=False, name="yamnet_classifier")
+    scores = frozen(pz)
+    frozen.set_weights([sd[:, None] * logits_w, mu @ logits_w + logits_b])
+    model = tf.keras.Model(inp, [pz, scores])
+    # The projection starts as the least-squares map from the cut student's embedding to YAMNet's.
+    every = np.arange(0, len(mels), max(1, len(mels) // 4000))
+    s = np.concatenate([student.predict(mels[every], batch_size=256, verbose=0), np.ones((len(every), 1))], 1)
+    p = _ridge(s.T.astype(np.float64) @ s, s.T.astype(np.float64) @ z[every], 1e-3)
+    proj.set_weights([p[:-1].astype(np.float32), p[-1].astype(np.float32)])
+    final_loss = None
+    if cfg.epochs:
+        steps = cfg.epochs * -(-len(mels) // cfg.batch)
+        lr = tf.keras.optimizers.schedules.CosineDecay(cfg.lr, steps, alpha=0.02)
+        model.compile(tf.keras.optimizers.Adam(lr), loss=["mse", "binary_crossentropy"],
+                      loss_weights=[1.0, cfg.score_weight])
+        t1 = time.monotonic()
+
+        class Log(tf.keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                log(f"distill epoch {epoch + 1}/{cfg.epochs}: loss {logs['loss']:.4f} "  # type: ignore[index]
+                    f"({time.monotonic() - t1:.0f} s)")
+
+        hist = model.fit(mels, [z, t_scores], batch_size=cfg.batch, epochs=cfg.epochs, shuffle=True, verbose=0,
+                         callbacks=[Log()])
+        final_loss = round(float(hist.history["loss"][-1]), 4)
+    pred_emb = model.predict(mels[:: max(1, len(mels) // 1000)], batch_size=256, verbose=0)[0] * sd + mu
+    ref = emb[:: max(1, len(mels) // 1000)]
+    cos = np.sum(pred_emb * ref, 1) / (np.linalg.norm(pred_emb, axis=1) * np.linalg.norm(ref, axis=1) + 1e-9)
+    return student, {"patches": int(len(mels)), "epochs": cfg.epochs, "seconds": round(time.monotonic() - t0, 1),
+                     "init": "cut from YAMNet", "init_patches": int(len(sub)), "init_seconds": round(t_init, 1),
+                     "final_loss": final_loss, "train_embedding_cosine": round(float(cos.mean()), 4)}
+
+
+def finetune(model: Any, x: np.ndarray, y: np.ndarray, cfg: DistillConfig) -> dict[str, Any]:
+    """Student and head together on the labelled training patches, class-balanced, at a low rate.
+
+    Distillation makes the student a general audio encoder; a few epochs of supervision then spend its
+    small capacity on the classes at hand (the student starts from the distilled weights, so 29 clips suffice).
+    """
+    import tensorflow as tf
+
+    c = int(model.output_shape[-1])
+    counts = np.bincount(y, minlength=c).astype(np.float64)
+    sample_w = (len(y) / (c * np.maximum(counts, 1)))[y]
+    model.compile(tf.keras.optimizers.Adam(cfg.lr / 10), loss="binary_crossentropy")
+    hist = model.fit(x, np.eye(c, dtype=np.float32)[y], sample_weight=sample_w, batch_size=32,
+                     epochs=cfg.finetune_epochs, shuffle=True, verbose=0)
+    return {"epochs": cfg.finetune_epochs, "loss": round(float(hist.history["loss"][-1]), 4)}
+
+
+def to_int8(model: Any, calib: np.ndarray) -> bytes:
+    """Plain min/max post-training quantization. The cut-out student has no equalization step; on the ESC-10
+    bench its INT8 clip accuracy equals its float one (scripts/bench_custom.py)."""
+    from ..quant.recipes import ptq_int8
+
+    with captured_chatter():
+        return ptq_int8(model, calib)
+
+
+def check_ops(ops: dict[str, int]) -> None:
+    bad = sorted(set(ops) - ALLOWED_OPS)
+    if bad:
+        raise UserError(f"internal: the student converted to ops outside the ESP-NN set: {', '.join(bad)}")
+
+
+def _labelled(data: str | None, csv_path: str | None, audio_dir: str | None,
+              where: dict[str, str]) -> tuple[list[Clip], dict[Path, str], list[Path]]:
+    """Labelled clips, source groups of every file the metadata names, default unlabelled folders."""
+    if bool(data) == bool(csv_path):
+        raise UserError("pass exactly one of --data FOLDER (one subfolder per class) or --csv FILE.")
+    if data:
+        clips = clips_from_folder(Path(data))
+        return clips, {c.path.resolve(): c.group for c in clips}, [Path(data)]
+    adir = Path(audio_dir) if audio_dir else None
+    clips = clips_from_csv(Path(csv_path), adir, where)  # type: ignore[arg-type]
+    every = clips_from_csv(Path(csv_path), adir, {})  # type: ignore[arg-type]
+    dirs = sorted({c.path.parent for c in every})
+    return clips, {c.path.resolve(): c.group for c in every}, dirs
+
+
+def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: str | None, where: dict[str, str],
+        unlabelled: list[str], out_dir: str, test_fraction: float, test_fold: str | None,
+        cfg: DistillConfig) -> dict[str, Any]:
+    """Distill, add a head, quantize, measure; write model.tflite + model.json + training.json at the end only."""
+    from ..chip.inspect import inspect
+    from ..convert.yamnet import model_record, tool_versions
+    from ..model import fidelity
+    from ..model.keras import float_scores
+    from ..model.tflm import MicroModel
+    from ..model.weights import load_weights
+    from .train import embed
+
+    t0 = time.monotonic()
+    if min(cfg.views, cfg.batch, cfg.calib_count, cfg.init_patches) < 1 or min(cfg.epochs, cfg.finetune_epochs) < 0:
+        raise UserError("--views, --batch and --calib-count must be at least 1; --epochs and --finetune-epochs 0 "
+                        "or more.")
+    clips, groups, default_dirs = _labelled(data, csv_path, audio_dir, where)
+    names = sorted({c.label for c in clips})
+    if not clips:
+        raise UserError("the dataset has no clips; check the folder or --where filter.")
+    if len(names) < 2:
+        raise UserError(f"only one class ({names[0]}); a detector needs at least two (add a background class).")
+    train_idx, test_idx = split(clips, test_fraction, cfg.seed, test_fold)
+    if not test_idx or not train_idx:
+        raise UserError("cannot split the data into train and test; add more clips per class.")
+    for c in clips:
+        if not c.path.is_file():
+            raise UserError(f"audio file {c.path} is missing; fix the CSV or the folder.")
+    files, held = unlabelled_files([Path(u) for u in unlabelled] or default_dirs, [clips[i] for i in test_idx],
+                                   groups)
+    log(f"unlabelled: {len(files)} files ({held} held out as test clips); {len(train_idx)} train / "
+        f"{len(test_idx)} test labelled clips")
+    weights = load_weights(weights_path)
+    mels_u, emb_u = teacher_targets(files, weights, cfg.views, cfg.seed, Path("build") / "cache" / "distill")
+    student, fit_info = fit_student(mels_u, emb_u, weights, cfg)
+
+    y = np.array([names.index(c.label) for c in clips])
+    mels, _ = embed(clips, weights, Path("build") / "cache" / "embeddings")  # cached float YAMNet
+    y_tr = np.concatenate([[y[i]] * len(mels[i]) for i in train_idx])
+    s_tr = student.predict(np.concatenate([mels[i] for i in train_idx]), batch_size=256, verbose=0)
+    log(f"training a {len(names)}-class head on {len(s_tr)} student embeddings")
+    k, b, head_fit = train_head(s_tr, y_tr, len(names), cfg.seed)
+    truth = [int(y[i]) for i in test_idx]
+    float_model = classifier(student, k, b, None)
+    if cfg.finetune_epochs:
+        head_fit["finetune"] = finetune(float_model, np.concatenate([mels[i] for i in train_idx]), y_tr, cfg)
+        k, b = float_model.get_layer("head").get_weights()
+    rep_float = clip_report([float_scores(float_model, mels[i]) for i in test_idx], truth, names)
+
+    rng = np.random.default_rng(cfg.seed)
+    pool = mels_u[np.sort(rng.choice(len(mels_u), min(cfg.calib_count, len(mels_u)), replace=False))]
+    log(f"quantizing to int8 with {len(pool)} representative patches (plain min/max post-training)")
+    t_q = time.monotonic()
+    tflite = to_int8(classifier(student, k, b, 1), pool)
+    t_q = time.monotonic() - t_q
+    with tempfile.TemporaryDirectory() as td:
+        (Path(td) / "model.tflite").write_bytes(tflite)
+        report = inspect(Path(td) / "model.tflite")
+    check_ops(report["op_counts"])
+    micro = MicroModel(tflite)
+    so, zo = micro.output_quant
+    if abs(so - 1 / 256) > 1e-9 or zo != -128:
+        raise UserError(f"internal: sigmoid output quantized as scale {so}, zero point {zo}; expected 1/256, -128.")
+    int8_scores = [micro.run(mels[i]) for i in test_idx]
+    rep_int8 = clip_report(int8_scores, truth, names)
+    fid = fidelity.compare(np.concatenate([float_scores(float_model, mels[i]) for i in test_idx]),
+                           np.concatenate(int8_scores)) | {"eval": "test split"}
+    training = {
+        "kind": "distilled student", "classes": names, "kept_audioset": [], "train_clips": len(train_idx),
+        "test_clips": len(test_idx),
+        "split": "fold" if (test_fold or len({c.fold for c in clips if c.fold}) >= 2) else "grouped by source",
+        "student": {"widths": list(STUDENT_WIDTHS), "yamnet_layers": len(STUDENT_WIDTHS), "embedding": EMBEDDING,
+                    "activation": "relu", "float_parameters": int(student.count_params())},
+        "distill": fit_info | {"unlabelled_files": len(files), "held_out_test_files": held, "views": cfg.views,
+                               "targets": "YAMNet 1024-d embedding (via 256->1024 projection) + 521 scores"},
+        "config": asdict(cfg), "fit": head_fit,
+        "float": rep_float, "int8_tflm": rep_int8,
+    }
+    m = model_record(tflite, report, micro, names, data or csv_path) | {
+        "weights": {"format": "distilled student", "teacher": {k_: v for k_, v in weights.source.items()
+                                                                if k_ != "path"}, "activation": "relu"},
+        "calibration": {"seed": cfg.seed, "synthetic": False, "dir": "unlabelled set (test clips held out)",
+                        "files": len(files), "patches": int(len(pool)), "eval_dir": "test split",
+                        "eval_files": len(test_idx), "eval_patches": int(sum(len(mels[i]) for i in test_idx)),
+                        "recipe": "ptq-minmax", "calibration_patches": int(len(pool))},
+        "fidelity": fid,
+        "convert_seconds": round(time.monotonic() - t0, 1),
+        "quantize_seconds": round(t_q, 1),
+        "tool_versions": tool_versions(),
+        "training": training,
+    }
+    out = Path(out_dir)
+    manifest.write_all({out / "model.tflite": tflite, out / "model.json": manifest.dumps(m),
+                        out / "training.json": json.dumps(training, indent=2) + "\n"}, flag="--out")
+    save_confusion_png(rep_int8, names, out / "confusion_int8.png", "student INT8 (TFLite Micro)")
+    save_confusion_png(rep_float, names, out / "confusion_float.png", "student float")
+    return m
