@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,13 @@ import numpy as np
 from ..cachedir import cache_root
 from ..errors import UserError
 
-ROOT = Path(__file__).resolve().parents[3]
-HOST_DIR = Path(__file__).resolve().parent / "chip_host"
+HOST_DIR = Path(str(resources.files(__package__).joinpath("chip_host")))  # package data
+# The firmware's own inference code and ../shared/sdk exist only beside a source checkout (host/yamflash/ in it);
+# an installed wheel has neither, so it records no chip figure unless YAMFLASH_SDK and a checkout are there.
+CHECKOUT = Path(__file__).resolve().parents[3]
 TFLM = "esp-tflite-micro-v1.3.7"
 ESPNN = "esp-nn"
-INFERENCE_CPP = ROOT / "firmware" / "main" / "yf_inference.cpp"
+INFERENCE_CPP = CHECKOUT / "firmware" / "main" / "yf_inference.cpp"
 
 # esp-tflite-micro's CMakeLists.txt flags that change code (-DESP_NN, TF_LITE_STATIC_MEMORY, C++ dialect,
 # no RTTI/exceptions); -O2 instead of its -O3 to keep the cold build short (integer kernels: same results).
@@ -75,7 +78,9 @@ MEASURE_PSRAM = 1 << 30
 def sdk_dir() -> Path | None:
     """../shared/sdk (or $YAMFLASH_SDK) when it holds esp-tflite-micro and esp-nn; None in a user's clone."""
     env = os.environ.get("YAMFLASH_SDK")
-    sdk = Path(env) if env else ROOT.parent / "shared" / "sdk"
+    sdk = Path(env) if env else CHECKOUT.parent / "shared" / "sdk"
+    if not INFERENCE_CPP.is_file():  # an installed wheel: no firmware sources to measure with
+        return None
     return sdk if (sdk / TFLM / "CMakeLists.txt").is_file() and (sdk / ESPNN / "CMakeLists.txt").is_file() else None
 
 

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,7 @@ from ..manifest import load as load_manifest
 from ..manifest import write_all
 from . import arena, partitions, profiles
 
-ROOT = Path(__file__).resolve().parents[3]
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = Path(str(resources.files(__package__).joinpath("templates")))  # package data, in a wheel too
 GENERATOR = f"yamflash {__version__}"
 
 ARENA_MARGIN_PCT = arena.CHIP_MARGIN_PCT  # on the chip's own figure (ESP-NN scratch included): arena.py

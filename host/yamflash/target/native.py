@@ -1,8 +1,8 @@
 """yf_core, the firmware's portable C core, built for this host and called through ctypes.
 
-The virtual board and the tests run the very C the chip runs. The library is compiled on first use
-into ``build/native/<hash of sources and flags>/libyf_core.so``, so editing a source rebuilds it and
-concurrent processes never load a half-written file.
+The virtual board and the tests run the very C the chip runs. The library is compiled on first use into
+``~/.cache/yamflash/native/<hash of sources and flags>/libyf_core.so`` (cachedir.py), so editing a source
+rebuilds it and concurrent processes never load a half-written file.
 """
 
 from __future__ import annotations
@@ -14,16 +14,19 @@ import shutil
 import subprocess
 import tempfile
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..cachedir import cache_root
 from ..errors import UserError
 
-ROOT = Path(__file__).resolve().parents[3]
-CORE_DIR = ROOT / "firmware" / "components" / "yf_core"
-BUILD_DIR = Path(os.environ.get("YAMFLASH_NATIVE_DIR", ROOT / "build" / "native"))
+# The C core ships inside the package (yf_core/: a link to firmware/components/yf_core in a checkout, a copy in
+# a wheel), so an installed yamflash builds the same C the chip runs; the library goes to the user's cache.
+CORE_DIR = Path(str(resources.files(__package__).joinpath("yf_core")))
+BUILD_DIR = Path(os.environ.get("YAMFLASH_NATIVE_DIR") or cache_root() / "native")
 CFLAGS = ["-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra"]
 
 NUM_MEL = 64
