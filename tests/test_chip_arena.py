@@ -51,11 +51,15 @@ def test_python_scratch_sizes_give_the_issue_figures():
 
 
 def test_model_requests_follow_the_model_shapes(converted):
+    # convert's chip layout (issue 14, target/layout.py) split every 1x1 conv whose scratch was over 32 KB (the
+    # unrewritten figures, 1,048,640 B and 524,352 B, are checked on the plain model in tests/test_rewrite.py).
     reqs = espnn_scratch.model_requests((converted / "model.tflite").read_bytes())
-    assert [r.kind for r in reqs].count("conv") == 14 and [r.kind for r in reqs].count("depthwise") == 13
-    assert max(r.bytes for r in reqs) == FULL_1X1_1024 and FULL_1X1_512 in [r.bytes for r in reqs]
-    first = reqs[0]  # 3x3 stride-2 conv on the 96x64x1 patch, SAME padding
+    rewrite = json.loads((converted / "model.json").read_text())["layout"]["rewrite"]
+    assert max(r.bytes for r in reqs if r.kind == "conv") <= 32 * 1024 < FULL_1X1_512
+    assert [r.kind for r in reqs].count("conv") > 14
+    first = reqs[0]  # 3x3 stride-2 conv on the 96x64x1 patch, SAME padding (a depthwise one when rewritten so)
     assert (first.in_h, first.in_w, first.in_c, first.out_h, first.out_w, first.stride_h) == (96, 64, 1, 48, 32, 2)
+    assert first.kind == ("depthwise" if "stem as depthwise" in rewrite else "conv")
 
 
 # ---- gen: sizing, placement, RAM checks (no sdk needed) -------------------------------------------------
@@ -259,13 +263,13 @@ def test_kernels_request_exactly_esp_nn_s3_scratch(chip):
     assert it.init() == 0
     seen = it.scratch()
     want = espnn_scratch.model_requests(chip["model"])
-    assert len(seen) == len(want) == 27
+    assert len(seen) == len(want) > 27  # 27 before convert's chip layout split the 1x1 convs
     for s, w in zip(seen, want, strict=True):
         shape = {k: v for k, v in w.to_dict().items() if k != "op_index"}
         assert s == shape  # the kernels' Prepare passed these shapes and got these bytes
         direct = it.conv_scratch_s3(s) if s["kind"] == "conv" else it.depthwise_scratch_s3(s)
         assert direct == s["bytes"] == espnn_scratch.size_of(w)
-    assert max(s["bytes"] for s in seen) == FULL_1X1_1024 and FULL_1X1_512 in [s["bytes"] for s in seen]
+    assert max(s["bytes"] for s in seen if s["kind"] == "conv") <= 32 * 1024
 
 
 @needs_sdk
@@ -293,9 +297,11 @@ def test_python_scratch_equals_compiled_esp_nn_for_many_shapes(chip):
 def test_chip_arena_of_the_full_model(chip):
     got = chip["measured"]
     host = chip["m"]["arena_bytes"]
-    assert got["largest_scratch"] == FULL_1X1_1024 and got["scratch_requests"] == 27
-    # More than the host's reference kernels need, at most the host figure plus the largest request.
-    assert host + FULL_1X1_1024 // 2 < got["chip_espnn"] <= host + FULL_1X1_1024
+    reqs = espnn_scratch.model_requests(chip["model"])
+    assert got["largest_scratch"] == max(r.bytes for r in reqs) and got["scratch_requests"] == len(reqs)
+    # More than the host's reference kernels need, at most the host figure plus the largest request; with
+    # convert's chip layout far below the 1,160,640 B of the unrewritten model (issue 14).
+    assert host < got["chip_espnn"] <= host + got["largest_scratch"] < 400_000
     recorded = chip["m"].get("arena")
     if isinstance(recorded, dict) and recorded.get("chip_espnn"):  # convert measured it with this build
         assert recorded["chip_espnn"] == got["chip_espnn"]

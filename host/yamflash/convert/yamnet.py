@@ -64,6 +64,8 @@ def write_model(weights: YamnetWeights, names: list[str], labels_source: str | N
     Shared by `convert` (YAMNet's 521 classes) and `train` (the same body with a new classifier).
     """
     from ..chip.inspect import inspect
+    from ..target.layout import choose as choose_layout
+    from ..target.layout import confirm as confirm_layout
     from ..model import fidelity
     from ..model.keras import build, float_scores
     from ..model.tflm import MicroModel
@@ -73,6 +75,9 @@ def write_model(weights: YamnetWeights, names: list[str], labels_source: str | N
     with captured_chatter():
         tflite, recipe = quantize.convert_int8(weights, calib, log=log)
     t_conv = time.monotonic() - t0
+    # Rewrites that change no output bit but make ESP-NN faster on the chip (target/layout.py), checked on
+    # real patches before they replace the model.
+    tflite, chip_layout = choose_layout(tflite, ev.patches if ev is not None and len(ev.patches) else calib, log)
 
     with tempfile.TemporaryDirectory() as td:  # inspect reads a file; nothing lands in `out` until the end
         (Path(td) / "model.tflite").write_bytes(tflite)
@@ -96,6 +101,7 @@ def write_model(weights: YamnetWeights, names: list[str], labels_source: str | N
         "quantize_seconds": round(t_conv, 1),
         "tool_versions": tool_versions(),
     }
+    m["layout"] = confirm_layout(chip_layout, m.get("arena"), len(tflite))
     m.update(extra or {})
     # Both or neither: a model.json never describes a model.tflite that is not there.
     manifest.write_all({out / "model.tflite": tflite, out / "model.json": manifest.dumps(m)}, flag="--out")

@@ -52,8 +52,9 @@ from .train import Clip, clip_report, clips_from_csv, clips_from_folder, save_co
 STUDENT_WIDTHS: tuple[int, ...] = (16, 48, 128, 128, 256, 224, 256)
 EMBEDDING = STUDENT_WIDTHS[-1]
 # Ops the student may contain once converted: what TFLite Micro has and ESP-NN accelerates (+ glue).
+# CONCATENATION, PAD and SLICE come from the chip layout's bit-exact rewrites (chip/rewrite.py): copies.
 ALLOWED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "AVERAGE_POOL_2D", "RESHAPE",
-                         "LOGISTIC"})
+                         "LOGISTIC", "CONCATENATION", "PAD", "SLICE"})
 AUG_VERSION = 1  # bump when the augmented views change, so cached teacher outputs are recomputed
 
 
@@ -406,6 +407,8 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
     from ..model.keras import float_scores
     from ..model.tflm import MicroModel
     from ..model.weights import load_weights
+    from ..target.layout import choose as choose_layout
+    from ..target.layout import confirm as confirm_layout
     from .train import embed
 
     t0 = time.monotonic()
@@ -451,6 +454,8 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
     t_q = time.monotonic()
     tflite = to_int8(classifier(student, k, b, 1), pool)
     t_q = time.monotonic() - t_q
+    # The chip layout's bit-exact rewrites (target/layout.py), checked on held-out test patches.
+    tflite, chip_layout = choose_layout(tflite, np.concatenate([mels[i] for i in test_idx]), log)
     with tempfile.TemporaryDirectory() as td:
         (Path(td) / "model.tflite").write_bytes(tflite)
         report = inspect(Path(td) / "model.tflite")
@@ -487,6 +492,7 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
         "tool_versions": tool_versions(),
         "training": training,
     }
+    m["layout"] = confirm_layout(chip_layout, m.get("arena"), len(tflite))
     out = Path(out_dir)
     manifest.write_all({out / "model.tflite": tflite, out / "model.json": manifest.dumps(m),
                         out / "training.json": json.dumps(training, indent=2) + "\n"}, flag="--out")
