@@ -14,7 +14,7 @@ from yamflash.errors import UserError
 def test_summary_statistics():
     s = summarize(list(range(1, 101)))
     assert s["n"] == 100 and s["min"] == 1 and s["max"] == 100 and s["mean"] == 50.5
-    assert s["p50"] == 50.5 and s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
+    assert (s["p50"], s["p90"], s["p99"]) == (50, 90, 99)  # nearest-rank, as the chip's bench reply
     assert s["std"] == pytest.approx(np.std(np.arange(1, 101)))
     assert summarize([]) is None
 

@@ -151,6 +151,7 @@ def _sim_boot(model_json: Path, tmp: Path, configured: int | None = None) -> tup
     """gen + build for the virtual board (optionally with YF_ARENA_BYTES forced to ``configured``, as a firmware
     generated from a wrong figure would have), flash it, boot it; every protocol message it sends."""
     from yamflash.board import flash as fl
+    from yamflash.board import protocol
     from yamflash.board.sim.device import VirtualBoard
     from yamflash.target import build
 
@@ -165,7 +166,7 @@ def _sim_boot(model_json: Path, tmp: Path, configured: int | None = None) -> tup
     fl.flash_sim(fl.load_plan(tmp / "out" / "sim" / "flash.json"), flash_file)
     board = VirtualBoard(flash_file)
     sent: list[dict] = []
-    board.emit = sent.append  # type: ignore[method-assign]
+    board._write = lambda line: sent.append(protocol.parse(line))  # type: ignore[method-assign] # every line out
     try:
         board.boot()
         return sent, board.alloc
@@ -355,7 +356,7 @@ def test_generated_headers_boot_on_the_chip_build_as_gen_planned(chip, tmp_path,
     so, _ = chip_arena.build_app(tmp_path / "fw" / "main" / "generated")  # the real generated headers
     prof = profiles.get(profile)
     it = chip_arena.ChipInterpreter(so, chip["model"], prof.internal_free, prof.psram_bytes,
-                                    psram_taken=len(chip["model"]) if r.plan.model_place == "psram" else 0)
+                                    psram_taken=len(chip["model"]) if storage == "spiffs" else 0)
     assert it.init() == 0, it.err
     assert it.info() | {"in_bytes": 0, "out_bytes": 0} == {
         "size": r.plan.arena_bytes, "used": chip["measured"]["chip_espnn"], "where": r.plan.arena_where,

@@ -38,9 +38,9 @@ def test_c_harness_aborts_on_a_decoder_that_keeps_minus_zero(tmp_path):
     shutil.copytree(fuzz_run.CORE, core)
     src = core / "src" / "yf_proto.c"
     text = src.read_text()
-    fixed = "cmd->threshold = x == 0.0 ? 0.0f : (float)x;"
+    fixed = "*(float *)field_at(cmd, a->off) = x == 0.0 ? 0.0f : (float)x;"
     assert fixed in text
-    src.write_text(text.replace(fixed, "cmd->threshold = (float)x;"))
+    src.write_text(text.replace(fixed, "*(float *)field_at(cmd, a->off) = (float)x;"))
     exe = fuzz_run.build("gcc", core=core, out=tmp_path / "out")
     r = fuzz_run.fuzz_c("gcc", 2, exe=exe, out=tmp_path / "out")
     assert not r["ok"] and r["exit"] != 0 and r["artifacts"], r

@@ -24,7 +24,7 @@ const char *TAG = "yf_infer";
 
 // Internal RAM kept free for task stacks, drivers and the console after the arena is placed there.
 constexpr size_t kInternalReserve = 64 * 1024;
-constexpr int kMaxProfiledOps = 32;
+constexpr int kMaxProfiledOps = YF_INFER_MAX_OPS;
 constexpr int kMaxEvents = 128;
 
 // Sums the time of every op event by tag while enabled; TFLite Micro calls it around each op's Invoke.

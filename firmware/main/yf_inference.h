@@ -19,6 +19,9 @@ typedef struct {
     size_t in_bytes, out_bytes;
 } yf_infer_info_t;
 
+/* Op types the per-op profile keeps apart (a bench reply lists at most this many). */
+#define YF_INFER_MAX_OPS 32
+
 typedef struct {
     const char *op; /* TFLite Micro's tag for the op (its registration name) */
     uint32_t us;    /* summed over the profiled invokes */

@@ -350,6 +350,203 @@ static void test_fuzz(void)
     CHECK(a.proto_lines + a.log_lines + a.long_lines == newlines + (a.discarding ? 1u : 0u));
 }
 
+/* ---- yf_device: the board's command handling, against a recording app ---- */
+
+typedef struct {
+    char lines[64][1024];
+    size_t n_lines;
+    int src_calls, resets, patches, bench_n, stream_scores;
+    size_t pcm_n;
+    yf_detect_config_t det;
+    uint32_t bench_id;
+} mock_app_t;
+
+static void m_emit(void *ctx, const char *line, size_t len)
+{
+    mock_app_t *m = ctx;
+    if (m->n_lines < 64 && len < sizeof m->lines[0]) {
+        memcpy(m->lines[m->n_lines], line, len);
+        m->lines[m->n_lines++][len] = '\0';
+    }
+}
+
+static int m_hello(void *ctx, yf_hello_t *h, yf_op_err_t *e)
+{
+    (void)ctx;
+    (void)e;
+    h->fw = "t";
+    h->board = "mock";
+    h->model_sha256 = "00";
+    h->clock = "chip";
+    h->arena_where = "psram";
+    h->labels = 10;
+    return 0;
+}
+
+static int m_source(void *ctx, yf_src_t s, yf_op_err_t *e)
+{
+    (void)s;
+    (void)e;
+    ((mock_app_t *)ctx)->src_calls++;
+    return 0;
+}
+
+static int m_pcm(void *ctx, const int16_t *pcm, size_t n, size_t *accepted, yf_op_err_t *e)
+{
+    (void)pcm;
+    (void)e;
+    ((mock_app_t *)ctx)->pcm_n = n;
+    *accepted = n;
+    return 0;
+}
+
+static int m_patch(void *ctx, const yf_patch_req_t *r, yf_op_err_t *e)
+{
+    (void)r;
+    mock_app_t *m = ctx;
+    if (m->patches++ == 1) { /* the second patch finds the app busy */
+        e->code = YF_E_BUSY;
+        e->msg = "busy";
+        return -1;
+    }
+    return 0;
+}
+
+static void m_stream(void *ctx, bool scores, bool patches)
+{
+    (void)patches;
+    ((mock_app_t *)ctx)->stream_scores = scores;
+}
+
+static int m_det_get(void *ctx, yf_detect_config_t *cfg, uint32_t *n_labels, yf_op_err_t *e)
+{
+    (void)e;
+    *cfg = ((mock_app_t *)ctx)->det;
+    *n_labels = 10;
+    return 0;
+}
+
+static int m_det_set(void *ctx, const yf_detect_config_t *cfg, yf_op_err_t *e)
+{
+    (void)e;
+    ((mock_app_t *)ctx)->det = *cfg;
+    return 0;
+}
+
+static int m_bench(void *ctx, uint32_t id, uint32_t n, yf_op_err_t *e)
+{
+    (void)e;
+    ((mock_app_t *)ctx)->bench_n = (int)n;
+    ((mock_app_t *)ctx)->bench_id = id;
+    return 0;
+}
+
+static void m_reset(void *ctx)
+{
+    ((mock_app_t *)ctx)->resets++;
+}
+
+static const yf_device_ops_t MOCK_OPS = {m_emit, m_hello, NULL, m_source, m_pcm, m_patch, m_stream,
+                                         m_det_get, m_det_set, m_bench, m_reset};
+
+/* Send one command line; returns the last line the device emitted ("" if none). */
+static const char *dev_send(yf_device_t *d, mock_app_t *m, const char *json)
+{
+    char line[512];
+    size_t before = m->n_lines;
+    int n = snprintf(line, sizeof line, "@yf %s\n", json);
+    yf_device_feed(d, (const uint8_t *)line, (size_t)n);
+    return m->n_lines > before ? m->lines[m->n_lines - 1] : "";
+}
+
+static void test_device(void)
+{
+    static yf_device_t d;
+    static mock_app_t m;
+    memset(&m, 0, sizeof m);
+    yf_detect_config_default(&m.det);
+    CHECK(m.det.window == YF_PROTO_DETECTOR_WINDOW_DEFAULT && m.det.refractory_ms == YF_PROTO_DETECTOR_REFRACTORY_MS_DEFAULT);
+    yf_device_init(&d, &MOCK_OPS, &m, YF_SRC_MIC);
+
+    CHECK(strcmp(dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":1,\"cmd\":\"ping\"}"),
+                 "@yf {\"t\":\"reply\",\"v\":1,\"id\":1,\"cmd\":\"ping\",\"ok\":true}\n") == 0);
+    /* pcm while the source is the microphone: E_BUSY, nothing handed to the app */
+    const char *r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":2,\"cmd\":\"pcm\",\"seq\":0,\"d\":\"AAA=\"}");
+    CHECK(strstr(r, "\"ok\":false,\"err\":\"E_BUSY\"") != NULL && m.pcm_n == 0);
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":3,\"cmd\":\"source\",\"src\":\"host\"}");
+    CHECK(strstr(r, "\"ok\":true,\"src\":\"host\"") != NULL && m.src_calls == 1 && yf_device_src(&d) == YF_SRC_HOST);
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":4,\"cmd\":\"pcm\",\"seq\":5,\"d\":\"AAABAA==\"}");
+    CHECK(strstr(r, "\"ok\":true,\"seq\":5,\"accepted\":2}") != NULL && m.pcm_n == 2);
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":5,\"cmd\":\"pcm\",\"seq\":7,\"d\":\"AAA=\"}");
+    CHECK(strstr(r, "\"ok\":false,\"err\":\"E_SEQ\",\"msg\":\"pcm seq gap\",\"expected\":6,\"seq\":7,\"accepted\":1}") != NULL);
+    /* a patch is answered later by the app; a refused one at once */
+    size_t lines = m.n_lines;
+    static char q[8200];
+    memset(q, 'A', 8192);
+    q[8192] = '\0';
+    static char cmd[8400];
+    snprintf(cmd, sizeof cmd, "{\"t\":\"cmd\",\"v\":1,\"id\":6,\"cmd\":\"patch\",\"seq\":0,\"q\":\"%s\"}", q);
+    char *big = malloc(8500);
+    int bn = snprintf(big, 8500, "@yf %s\n", cmd);
+    yf_device_feed(&d, (const uint8_t *)big, (size_t)bn);
+    CHECK(m.patches == 1 && m.n_lines == lines);
+    yf_device_feed(&d, (const uint8_t *)big, (size_t)bn);
+    CHECK(m.patches == 2 && strstr(m.lines[m.n_lines - 1], "\"err\":\"E_BUSY\",\"msg\":\"busy\"") != NULL);
+    free(big);
+    /* detector: a partial update keeps the rest; a class beyond the labels is refused and changes nothing */
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":7,\"cmd\":\"detector\",\"classes\":[3,9],\"window\":5}");
+    CHECK(strstr(r, "\"classes\":[3,9],\"threshold\":0.5,\"window\":5,\"min_count\":2,\"refractory_ms\":2000}") != NULL);
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":8,\"cmd\":\"detector\",\"classes\":[10]}");
+    CHECK(strstr(r, "\"err\":\"E_ARG\"") != NULL && m.det.n_classes == 2 && m.det.window == 5);
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":9,\"cmd\":\"detector\",\"refractory_ms\":86400001}");
+    CHECK(strstr(r, "refractory_ms must be an integer 0..86400000") != NULL);
+    /* bench: default n from the spec; n over the limit is an argument error */
+    dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":10,\"cmd\":\"bench\"}");
+    CHECK(m.bench_n == YF_PROTO_BENCH_N_DEFAULT && m.bench_id == 10);
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":11,\"cmd\":\"bench\",\"n\":1001}");
+    CHECK(strstr(r, "\"err\":\"E_ARG\",\"msg\":\"n must be an integer 1..1000\"") != NULL && m.bench_n == 10);
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":12,\"cmd\":\"stream\",\"scores\":true}");
+    CHECK(strstr(r, "\"scores\":true,\"patches\":false}") != NULL && m.stream_scores);
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":13,\"cmd\":\"info\"}");
+    CHECK(strstr(r, "\"board\":\"mock\"") != NULL && strstr(r, "\"src\":\"host\"") != NULL);
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":14,\"cmd\":\"nope\"}");
+    CHECK(strstr(r, "\"err\":\"E_UNKNOWN_CMD\"") != NULL);
+    /* unparsable lines are counted, log lines ignored; stats carry the count and patches_skipped */
+    lines = m.n_lines;
+    dev_send(&d, &m, "{\"t\":\"cmd\"");
+    yf_device_feed(&d, (const uint8_t *)"plain log line\n", 15);
+    CHECK(m.n_lines == lines && yf_device_bad_lines(&d) == 1);
+    yf_stats_t st;
+    memset(&st, 0, sizeof st);
+    st.arena_where = "psram";
+    st.patches_skipped = 7;
+    char sl[512];
+    CHECK(yf_device_stats(&d, &st, sl, sizeof sl) > 0);
+    CHECK(strstr(sl, "\"bad_lines\":1,") != NULL && strstr(sl, "\"patches_skipped\":7}") != NULL);
+    /* source resets the seq tracking: any first seq is taken */
+    dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":15,\"cmd\":\"source\",\"src\":\"host\"}");
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":16,\"cmd\":\"pcm\",\"seq\":100,\"d\":\"AAA=\"}");
+    CHECK(strstr(r, "\"ok\":true") != NULL);
+    r = dev_send(&d, &m, "{\"t\":\"cmd\",\"v\":1,\"id\":17,\"cmd\":\"reset\"}");
+    CHECK(strstr(r, "\"ok\":true") != NULL && m.resets == 1);
+
+    /* deferred replies: a patch with a gap, a bench with nearest-rank percentiles and per-op means */
+    yf_patch_req_t req = {.id = 20, .seq = 4, .seq_gap = true, .expected = 2};
+    int8_t scores[3] = {1, -2, 3};
+    char pl[256];
+    CHECK(yf_device_patch_reply(pl, sizeof pl, &req, scores, 3, 99) > 0);
+    CHECK(strcmp(pl, "@yf {\"t\":\"reply\",\"v\":1,\"id\":20,\"cmd\":\"patch\",\"ok\":false,\"err\":\"E_SEQ\","
+                     "\"msg\":\"patch seq gap\",\"expected\":2,\"seq\":4,\"q\":\"Af4D\",\"invoke_us\":99}\n") == 0);
+    uint32_t us[10] = {10, 1, 9, 2, 8, 3, 7, 4, 6, 5};
+    yf_bench_op_t ops[1] = {{"CONV_2D", 1000}};
+    yf_jw_t w;
+    char bl[512];
+    yf_device_bench_reply(&w, bl, sizeof bl, 21, us, 10, ops, 1);
+    CHECK(yf_jw_end(&w) > 0);
+    CHECK(strstr(bl, "\"n\":10,\"invoke_us\":{\"mean\":5.5,\"min\":1,\"max\":10,\"p50\":5,\"p90\":9,\"p99\":10,") != NULL);
+    CHECK(strstr(bl, "\"ops\":[{\"op\":\"CONV_2D\",\"us\":100}]") != NULL);
+}
+
 int main(void)
 {
     test_fft();
@@ -359,6 +556,7 @@ int main(void)
     test_detect();
     test_proto_basics();
     test_fuzz();
+    test_device();
     printf("yf_core C tests: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }

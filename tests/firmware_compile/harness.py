@@ -289,12 +289,10 @@ class Variant:
     console: str
     mic: str
     storage: str
-    model_place: str | None = None  # gen's --model-place; None: gen's choice (PSRAM copy on the N16R8)
 
     @property
     def name(self) -> str:
-        place = f"/{self.model_place}" if self.model_place else ""
-        return f"{self.profile}/{self.console}/{self.mic}/{self.storage}{place}"
+        return f"{self.profile}/{self.console}/{self.mic}/{self.storage}"
 
     @property
     def slug(self) -> str:
@@ -441,7 +439,7 @@ def prepare(variant: Variant, manifest: Path, work: Path) -> tuple[Path, Path, d
 
     fw = copy_firmware(work / variant.slug / "firmware")
     cfg = gen.GenConfig(profile=variant.profile, console=variant.console, storage=variant.storage,
-                        model_place=variant.model_place, mic=gen.MicConfig(type=variant.mic))
+                        mic=gen.MicConfig(type=variant.mic))
     try:
         gen.generate(manifest, cfg, fw)
     except UserError as exc:  # a variant gen refuses for this model cannot be compiled: say which and why
@@ -484,7 +482,7 @@ def report(res: Result, limit: int = 6) -> str:
 # ---- running firmware/main on the host ---------------------------------------------------------------
 
 SANITIZE = ["-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-DRIVER_SOURCES = ("yf_tasks.c", "yf_model_store.c", "yf_sha256.c", "yf_tables.c")
+DRIVER_SOURCES = ("yf_app.c", "yf_commands.c", "yf_tasks.c", "yf_model_store.c", "yf_sha256.c", "yf_tables.c")
 
 
 def build_driver(variant: Variant, manifest: Path, work: Path,

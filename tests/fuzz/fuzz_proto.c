@@ -60,22 +60,22 @@ static void check_cmd(yf_parse_status_t st, const yf_cmd_t *c)
         break;
     case YF_CMD_DETECTOR:
         CHECK(c->n_classes <= YF_PROTO_MAX_CLASSES);
-        if (c->det_present & YF_DET_HAS_THRESHOLD) {
+        if (c->present & YF_ARG_DETECTOR_THRESHOLD) {
             /* within 0..1, and never -0: the Python decoder reads -0 as 0 (issue 12) */
             CHECK(c->threshold >= 0.0f && c->threshold <= 1.0f && !__builtin_signbit(c->threshold));
         }
-        if (c->det_present & YF_DET_HAS_WINDOW) {
-            CHECK(c->window >= 1 && c->window <= 32);
+        if (c->present & YF_ARG_DETECTOR_WINDOW) {
+            CHECK(c->window >= YF_PROTO_DETECTOR_WINDOW_MIN && c->window <= YF_PROTO_DETECTOR_WINDOW_MAX);
         }
-        if (c->det_present & YF_DET_HAS_MIN_COUNT) {
-            CHECK(c->min_count >= 1 && c->min_count <= 65535);
+        if (c->present & YF_ARG_DETECTOR_MIN_COUNT) {
+            CHECK(c->min_count >= YF_PROTO_DETECTOR_MIN_COUNT_MIN && c->min_count <= YF_PROTO_DETECTOR_MIN_COUNT_MAX);
         }
-        if (c->det_present & YF_DET_HAS_REFRACTORY) {
-            CHECK(c->refractory_ms <= 86400000u);
+        if (c->present & YF_ARG_DETECTOR_REFRACTORY_MS) {
+            CHECK(c->refractory_ms <= YF_PROTO_DETECTOR_REFRACTORY_MS_MAX);
         }
         break;
     case YF_CMD_BENCH:
-        CHECK(!c->has_n || (c->n >= 1 && c->n <= 10000));
+        CHECK(!(c->present & YF_ARG_BENCH_N) || (c->n >= YF_PROTO_BENCH_N_MIN && c->n <= YF_PROTO_BENCH_N_MAX));
         break;
     default:
         break;
@@ -212,7 +212,7 @@ static void writers(const uint8_t *data, size_t size)
     const char *names[4] = {a, b, "infer", str(&s, e, sizeof e)};
     uint32_t hwm[4] = {u32(&s), u32(&s), u32(&s), u32(&s)};
     yf_stats_t st = {u32(&s), u32(&s), u32(&s), u32(&s), u32(&s), u32(&s), u32(&s), u32(&s), names, hwm,
-                     u32(&s) % 5, u32(&s), u32(&s), "psram"};
+                     u32(&s) % 5, u32(&s), u32(&s), "psram", u32(&s)};
     len = yf_proto_stats(line, cap, &st);
     check_line(line, len, cap);
 

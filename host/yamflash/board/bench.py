@@ -34,12 +34,19 @@ COMPARED: tuple[tuple[str, bool], ...] = (
 TIMING_PREFIXES = ("init.", "first_invoke_us", "invoke_us.", "frontend_us_per_frame.", "e2e_us.")
 
 
+def nearest_rank(sorted_values: np.ndarray, p: int) -> float:
+    """The smallest value with at least p % of the values at or below it: yf_stats.c's percentile, so a
+    figure here means what the chip's bench reply means (never interpolated)."""
+    rank = (p * len(sorted_values) + 99) // 100
+    return float(sorted_values[max(rank, 1) - 1])
+
+
 def summarize(values: Sequence[float]) -> dict[str, float] | None:
-    """n, mean, std, min, p50, p90, p99, max (linear-interpolated percentiles, population std)."""
-    a = np.asarray(values, np.float64)
+    """n, mean, std, min, p50, p90, p99, max (nearest-rank percentiles, population std)."""
+    a = np.sort(np.asarray(values, np.float64))
     if not a.size:
         return None
-    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    p50, p90, p99 = (nearest_rank(a, p) for p in (50, 90, 99))
     return {"n": int(a.size), "mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()),
             "p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(a.max())}
 
@@ -240,6 +247,10 @@ def render(report: dict[str, Any], comparison: list[dict[str, Any]] | None = Non
         e = report["estimate"]
         out.append(f"static estimate for the chip: invoke ~{e['invoke_ms']:.0f} ms "
                    f"({e['invoke_ms_range'][0]:.0f}-{e['invoke_ms_range'][1]:.0f} ms)")
+        if e.get("chip_layout"):
+            from ..chip.estimate import layout_lines
+
+            out += [ln.strip() for ln in layout_lines(e["chip_layout"])]
     if comparison is not None:
         c = Table(title="against the baseline")
         for col in ("metric", "baseline", "now", "change", ""):

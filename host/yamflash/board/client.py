@@ -19,16 +19,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from . import wire
+from ..frontend import PARAMS
+from . import protocol, wire
 
-PCM_CHUNK = 4096  # samples per `pcm` command: the protocol's maximum, 10.9 kB of base64 per line
+PCM_CHUNK = protocol.MAX_PCM_SAMPLES  # samples per `pcm` command: the protocol's maximum, 10.9 kB of base64
 
 
 class BoardError(UserError):
     """The board answered a command with ok:false, or did not answer in time."""
 
 
-def count_patches(samples: int, win: int = 400, hop: int = 160, patch: int = 96, patch_hop: int = 48) -> int:
+def count_patches(samples: int, win: int = PARAMS.frame_length, hop: int = PARAMS.frame_step,
+                  patch: int = PARAMS.patch_frames, patch_hop: int = PARAMS.patch_hop_frames) -> int:
     """Patches a streaming frontend emits for ``samples`` contiguous samples (no padding, unlike YAMNet)."""
     frames = 0 if samples < win else 1 + (samples - win) // hop
     return 0 if frames < patch else 1 + (frames - patch) // patch_hop
@@ -202,8 +204,8 @@ class Board:
     def infer_patch(self, patch_q: np.ndarray) -> np.ndarray:
         """One int8 [96, 64] patch in, the model's raw int8 output out (the board's interpreter)."""
         q = np.ascontiguousarray(np.asarray(patch_q, np.int8).reshape(-1))
-        if q.size != 96 * 64:
-            raise UserError(f"a patch has 6144 int8 values (96x64), got {q.size}")
+        if q.size != protocol.PATCH_BYTES:
+            raise UserError(f"a patch has {protocol.PATCH_BYTES} int8 values (96x64), got {q.size}")
         r = self.command("patch", timeout=30, seq=self._seq["patch"], q=wire.b64(q.tobytes()))
         self._seq["patch"] = (self._seq["patch"] + 1) & 0xFFFFFFFF
         return np.frombuffer(wire.unb64(r["q"]), np.int8).copy()
@@ -222,7 +224,7 @@ class Board:
         self.stream(scores=False, patches=False)
         out = {"scores": self._collect("scores", mark, n, 521)}
         if patches:
-            out["patches"] = self._collect("patch", mark, n, 96 * 64).reshape(n, 96, 64)
+            out["patches"] = self._collect("patch", mark, n, protocol.PATCH_BYTES).reshape(n, 96, 64)
         return out
 
     def infer_wav(self, path: str | Path, patches: bool = False, realtime: bool = False) -> dict[str, np.ndarray]:

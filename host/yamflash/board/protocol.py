@@ -3,7 +3,9 @@
 One port carries ESP-IDF's logs and ``@yf {json}`` lines. This module splits a byte stream into lines
 (over-long ones counted and skipped), parses and validates protocol lines, encodes messages, builds
 commands with ids and matches replies to them. It accepts and rejects exactly what the C decoder does;
-both run the vectors in ``tests/vectors/protocol``.
+both run the vectors in ``tests/vectors/protocol``. Its limits, command/argument rules, event fields and
+error codes are not written here: they come from ``protocol_spec.json`` (``yamflash.protocol_spec``), as the
+C side's do.
 """
 
 from __future__ import annotations
@@ -18,19 +20,22 @@ from typing import Any
 
 import numpy as np
 
-PREFIX = b"@yf "
-VERSION = 1
-MAX_LINE = 12288  # bytes, prefix and newline included
-MAX_TOKENS = 128  # keys + values in one command (C parses into a fixed token array)
-MAX_DEPTH = 2  # nesting in a command
-MAX_NUMBER = 63  # characters in one JSON number
-MAX_PCM_SAMPLES = 4096
-PATCH_BYTES = 96 * 64
-MAX_CLASSES = 32
-UINT32_MAX = 0xFFFFFFFF
+from ..protocol_spec import UINT32_MAX, Arg
+from ..protocol_spec import load as _load_spec
 
-COMMANDS = ("ping", "info", "source", "pcm", "patch", "stream", "detector", "bench", "reset")
-ERROR_CODES = ("E_PARSE", "E_UNKNOWN_CMD", "E_ARG", "E_BUSY", "E_SEQ", "E_MODEL", "E_ALLOC", "E_INTERNAL")
+SPEC = _load_spec()
+PREFIX = SPEC.prefix.encode()
+VERSION = SPEC.version
+MAX_LINE = SPEC.const("MAX_LINE")  # bytes, prefix and newline included
+MAX_TOKENS = SPEC.const("MAX_TOKENS")  # keys + values in one command (C parses into a fixed token array)
+MAX_DEPTH = SPEC.const("MAX_DEPTH")  # nesting in a command
+MAX_NUMBER = SPEC.const("MAX_NUMBER")  # characters in one JSON number
+MAX_PCM_SAMPLES = SPEC.const("MAX_PCM_SAMPLES")
+PATCH_BYTES = SPEC.const("PATCH_BYTES")
+MAX_CLASSES = SPEC.const("MAX_CLASSES")
+
+COMMANDS = SPEC.commands
+ERROR_CODES = tuple(SPEC.errors)
 
 BAD = "bad"  # ProtocolError.code of a line that is counted and skipped
 
@@ -146,20 +151,8 @@ def _is_num(v: Any) -> bool:
 # ---------------------------------------------------------------- validation
 
 # Event fields and their kinds: "int", "num", "str", "bool", "dict", "list", "b64".
-EVENTS: dict[str, dict[str, str]] = {
-    "hello": {"fw": "str", "proto": "int", "board": "str", "model_sha256": "str", "model_bytes": "int",
-              "labels": "int", "frontend": "dict", "input": "dict", "output": "dict", "arena": "dict",
-              "heap_free": "int", "psram_free": "int", "src": "str", "clock": "str"},
-    "det": {"cls": "int", "label": "str", "score": "num", "ts_ms": "int", "patch": "int"},
-    "timing": {"patch": "int", "frontend_us": "num", "invoke_us": "num", "e2e_us": "num"},
-    "scores": {"patch": "int", "seq": "int", "q": "b64"},
-    "patch": {"patch": "int", "seq": "int", "q": "b64"},
-    "stats": {"uptime_ms": "int", "inferences": "int", "dropped_samples": "int", "bad_lines": "int",
-              "heap_free": "int", "heap_min": "int", "psram_free": "int", "psram_min": "int",
-              "stack_hwm": "dict", "arena": "dict"},
-    "err": {"code": "str", "msg": "str"},
-    "reply": {"id": "int", "cmd": "str", "ok": "bool"},
-}
+EVENTS: dict[str, dict[str, str]] = SPEC.events
+OPTIONAL: dict[str, dict[str, str]] = SPEC.optional_fields  # checked when present (older boards lack them)
 
 
 def _kind_ok(kind: str, v: Any) -> bool:
@@ -180,6 +173,9 @@ def _check_event(msg: dict[str, Any]) -> None:
     for key, kind in EVENTS[msg["t"]].items():
         if key not in msg or not _kind_ok(kind, msg[key]):
             raise _bad(f"{msg['t']}: field {key!r} missing or not {kind}")
+    for key, kind in OPTIONAL[msg["t"]].items():
+        if key in msg and not _kind_ok(kind, msg[key]):
+            raise _bad(f"{msg['t']}: field {key!r} not {kind}")
     if msg["t"] == "reply":
         if not _is_int(msg["id"], 0, UINT32_MAX):
             raise _bad("reply: id must be a uint32")
@@ -187,48 +183,36 @@ def _check_event(msg: dict[str, Any]) -> None:
             raise _bad("reply: a failed reply needs err and msg strings")
 
 
-def _check_args(msg: dict[str, Any]) -> None:
-    """Arguments of a known command, with the C decoder's rules (yf_proto.c parse_args)."""
-    name = msg["cmd"]
-
-    def arg_error(text: str) -> ProtocolError:
-        return ProtocolError("E_ARG", text, msg["id"], name)
-
-    if name == "source":
-        if msg.get("src") not in ("mic", "host"):
-            raise arg_error('src must be "mic" or "host"')
-    elif name in ("pcm", "patch"):
-        if not _is_int(msg.get("seq"), 0, UINT32_MAX):
-            raise arg_error("seq must be an integer 0..4294967295")
-        key = "d" if name == "pcm" else "q"
-        what = "d must be base64 of 1..4096 int16 samples" if name == "pcm" else \
-            "q must be base64 of 6144 int8 values"
+def _arg_ok(a: Arg, v: Any) -> bool:
+    """One argument against its row of the spec (yf_proto.c take_arg's rules)."""
+    if a.type == "enum":
+        return isinstance(v, str) and v in a.values
+    if a.type in ("uint32", "int"):
+        return _is_int(v, int(a.lo), int(a.hi))
+    if a.type == "num":
+        return _is_num(v) and a.lo <= v <= a.hi
+    if a.type == "bool":
+        return isinstance(v, bool)
+    if a.type == "b64":
         try:
-            n = len(b64decode(msg.get(key)))  # type: ignore[arg-type]
+            n = len(b64decode(v))
         except ValueError:
-            raise arg_error(what) from None
-        if (name == "pcm" and (n == 0 or n % 2 or n > 2 * MAX_PCM_SAMPLES)) or (name == "patch" and n != PATCH_BYTES):
-            raise arg_error(what)
-    elif name == "stream":
-        for key in ("scores", "patches"):
-            if key in msg and not isinstance(msg[key], bool):
-                raise arg_error(f"{key} must be true or false")
-    elif name == "detector":
-        if "classes" in msg:
-            c = msg["classes"]
-            if not isinstance(c, list) or len(c) > MAX_CLASSES:
-                raise arg_error("classes must be an array of at most 32 class indices")
-            if not all(_is_int(x, 0, 65535) for x in c):
-                raise arg_error("classes must hold integers 0..65535")
-        if "threshold" in msg:
-            if not (_is_num(msg["threshold"]) and 0.0 <= msg["threshold"] <= 1.0):
-                raise arg_error("threshold must be a number 0..1")
-            msg["threshold"] = float(msg["threshold"]) + 0.0  # a number, as C reads it; -0 and -0.0 become 0.0
-        for key, lo, hi in (("window", 1, 32), ("min_count", 1, 65535), ("refractory_ms", 0, 86400000)):
-            if key in msg and not _is_int(msg[key], lo, hi):
-                raise arg_error(f"{key} must be an integer {lo}..{hi}")
-    elif name == "bench" and "n" in msg and not _is_int(msg["n"], 1, 10000):
-        raise arg_error("n must be an integer 1..10000")
+            return False
+        return n % a.item_bytes == 0 and a.lo * a.item_bytes <= n <= a.hi * a.item_bytes
+    return isinstance(v, list) and len(v) <= a.max_len and all(_is_int(x, int(a.lo), int(a.hi)) for x in v)
+
+
+def _check_args(msg: dict[str, Any]) -> None:
+    """Arguments of a known command, walked in the spec's order as the C decoder walks them (first failure)."""
+    for a in SPEC.args(msg["cmd"]):
+        if a.name not in msg:
+            if a.required:
+                raise ProtocolError("E_ARG", a.message, msg["id"], msg["cmd"])
+            continue
+        if not _arg_ok(a, msg[a.name]):
+            raise ProtocolError("E_ARG", a.message, msg["id"], msg["cmd"])
+        if a.type == "num":
+            msg[a.name] = float(msg[a.name]) + 0.0  # a number, as C reads it; -0 and -0.0 become 0.0
 
 
 def parse_json(raw: bytes | str) -> dict[str, Any]:
@@ -251,7 +235,7 @@ def parse_json(raw: bytes | str) -> dict[str, Any]:
         raise _bad(f'needs "t" (string) and "v" = {VERSION}')
     if t == "cmd":
         if _depth(msg) > MAX_DEPTH or _tokens(msg) > MAX_TOKENS:
-            raise _bad("command nested deeper than 2 or longer than 128 tokens")
+            raise _bad(f"command nested deeper than {MAX_DEPTH} or longer than {MAX_TOKENS} tokens")
         if not _is_int(msg.get("id"), 0, UINT32_MAX) or not isinstance(msg.get("cmd"), str):
             raise _bad("cmd needs id (uint32) and cmd (string)")
         if msg["cmd"] not in COMMANDS:

@@ -23,9 +23,6 @@ from ..outputs import check_dir
               help="Console for logs and commands: the S3's own USB (usb-serial-jtag, the default) or UART0.")
 @click.option("--storage", type=click.Choice(["spiffs", "partition"]), default=None,
               help="Model in a SPIFFS file (copied to PSRAM) or a raw partition (memory-mapped).")
-@click.option("--model-place", type=click.Choice(["auto", "psram", "flash"]), default=None,
-              help="Raw partition: copy the model into PSRAM at boot (faster Invoke) or read it memory-mapped from "
-                   "flash; auto (default): the copy when model + arena fit the PSRAM.")
 @click.option("--flash-size", default=None, help="Override the board's flash size (e.g. 8MB).")
 @click.option("--app-size", default=None, help="Factory app partition size (multiple of 64K, default 2M).")
 @click.option("--mic", "mic_type", type=click.Choice(["i2s", "pdm"]), default=None,
@@ -44,22 +41,39 @@ from ..outputs import check_dir
 
 
 def gen_cmd(model_json: str, config_path: str | None, profile: str | None, console: str | None,
-            storage: str | None, model_place: str | None, flash_size: str | None, app_size: str | None,
-            mic_type: str | None,
+            storage: str | None, flash_size: str | None, app_size: str | None, mic_type: str | None,
             pins: tuple[str, ...], classes: tuple[str, ...], threshold: float | None, window: int | None,
             min_count: int | None, refractory_ms: int | None, arena_margin: int | None, firmware_dir: str) -> None:
     """Generate the firmware's headers, partition table, sdkconfig.defaults and model image."""
-    from ..target import gen
+    from ..target import gen, partitions
 
     if config_path is None and Path("yamflash.toml").is_file():
         config_path = "yamflash.toml"
     check_dir(firmware_dir, "--firmware")
     if config_path and Path(config_path).exists() and not Path(config_path).is_file():  # a FIFO would block
         raise UserError(f"--config {config_path} is not a regular file; pass a yamflash.toml.")
-    cfg = gen.load_config(config_path, dict(
-        profile=profile, console=console, storage=storage, model_place=model_place,
-        arena_margin_pct=arena_margin, flash_size=flash_size, app_size=app_size, mic_type=mic_type, pins=pins,
-        classes=classes, threshold=threshold, window=window, min_count=min_count, refractory_ms=refractory_ms))
+    cfg = gen.load_config(config_path)
+    for attr, value in (("profile", profile), ("console", console), ("storage", storage),
+                        ("arena_margin_pct", arena_margin)):
+        if value is not None:
+            setattr(cfg, attr, value)
+    if flash_size:
+        cfg.flash_size = partitions.parse_size(flash_size)
+    if app_size:
+        cfg.app_size = partitions.parse_size(app_size)
+    if mic_type and mic_type != cfg.mic.type:
+        cfg.mic = gen.MicConfig(type=mic_type, slot=cfg.mic.slot)
+    for spec in pins:
+        name, _, gpio = spec.partition("=")
+        if not gpio.strip().isdigit():
+            raise UserError(f"--pin {spec}: write NAME=GPIO, e.g. --pin din=6.")
+        cfg.mic.pins[name.strip().lower()] = int(gpio)
+    if classes:
+        cfg.detector.classes = list(classes)
+    for attr, value in (("threshold", threshold), ("window", window), ("min_count", min_count),
+                        ("refractory_ms", refractory_ms)):
+        if value is not None:
+            setattr(cfg.detector, attr, value)
     r = gen.generate(model_json, cfg, firmware_dir)
     p = r.plan
     for rel in r.written:
@@ -68,13 +82,12 @@ def gen_cmd(model_json: str, config_path: str | None, profile: str | None, conso
         click.echo(f"  removed   {Path(firmware_dir) / rel}")
     mp = p.model_partition
     where = "SPIFFS" if p.storage == "spiffs" else "a raw"
-    read = "copied into PSRAM at boot" if p.model_place == "psram" else "memory-mapped"
     need = p.arena_need
     assert need is not None
     click.echo(f"{p.profile.name}: {len(p.ops)} ops, arena {p.arena_bytes:,} bytes in {p.arena_where} (chip needs "
                f"{need.bytes:,}: {'measured' if need.measured else 'a bound, not measured'}), "
                f"model {len(p.model):,} bytes "
-               f"in {where} partition of {mp.size:,} at 0x{mp.offset:x} ({p.flash_size >> 20} MB flash), {read}; "
+               f"in {where} partition of {mp.size:,} at 0x{mp.offset:x} ({p.flash_size >> 20} MB flash); "
                f"{len(r.written)} file(s) written, {len(r.unchanged)} unchanged.")
 
 

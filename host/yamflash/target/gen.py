@@ -23,7 +23,9 @@ from ..errors import UserError
 from ..frontend import PARAMS, periodic_hann, sparse_mel
 from ..manifest import load as load_manifest
 from ..manifest import write_all
-from . import arena, layout, partitions, profiles
+from ..protocol_spec import DetectorSettings
+from ..protocol_spec import load as _spec
+from . import arena, partitions, profiles
 
 TEMPLATES = Path(str(resources.files(__package__).joinpath("templates")))  # package data, in a wheel too
 GENERATOR = f"yamflash {__version__}"
@@ -31,8 +33,7 @@ GENERATOR = f"yamflash {__version__}"
 ARENA_MARGIN_PCT = arena.CHIP_MARGIN_PCT  # on the chip's own figure (ESP-NN scratch included): arena.py
 ARENA_MARGIN_MIN = arena.MARGIN_MIN
 DEFAULT_APP_SIZE = 2 * profiles.MB
-MAX_DET_CLASSES = 32  # yf_detect.h YF_DETECT_MAX_CLASSES
-MAX_DET_WINDOW = 32  # yf_detect.h YF_DETECT_MAX_WINDOW
+MAX_DET_CLASSES = _spec().const("MAX_CLASSES")  # the protocol spec's, as yf_detect.h's
 
 MIC_PINS = {"i2s": ("bclk", "ws", "din"), "pdm": ("clk", "din")}
 DEFAULT_PINS = {"i2s": {"bclk": 5, "ws": 4, "din": 6}, "pdm": {"clk": 42, "din": 41}}
@@ -49,12 +50,14 @@ class MicConfig:
 
 @dataclass
 class DetectorConfig:
+    """[detector] of yamflash.toml: classes by label or index, the rest with the protocol spec's defaults."""
+
     # Empty: "Speech" for an AudioSet model, every class of a model trained on your own sounds
     classes: list[str | int] = field(default_factory=list)
-    threshold: float = 0.5
-    window: int = 3
-    min_count: int = 2
-    refractory_ms: int = 2000
+    threshold: float = field(default_factory=lambda: DetectorSettings().threshold)
+    window: int = field(default_factory=lambda: DetectorSettings().window)
+    min_count: int = field(default_factory=lambda: DetectorSettings().min_count)
+    refractory_ms: int = field(default_factory=lambda: DetectorSettings().refractory_ms)
 
 
 @dataclass
@@ -64,7 +67,6 @@ class GenConfig:
     profile: str = "esp32s3-n16r8"
     console: str | None = None  # None: the profile's default
     storage: str | None = None
-    model_place: str | None = None  # raw partition: "psram" (copied at boot) | "flash" (mmap); None: layout.py
     flash_size: int | None = None  # None: the profile's
     app_size: int = DEFAULT_APP_SIZE
     table_offset: int = partitions.DEFAULT_TABLE_OFFSET
@@ -98,7 +100,7 @@ def load_config(path: str | Path | None) -> GenConfig:
     board, mic, det, model = (data.get(k, {}) for k in ("board", "mic", "detector", "model"))
     _take(cfg, board, path, "board", profile=str, console=str, flash_size=partitions.parse_size,
           app_size=partitions.parse_size, table_offset=partitions.parse_size, uart_baud=int)
-    _take(cfg, model, path, "model", storage=str, model_place=str, arena_margin_pct=int)
+    _take(cfg, model, path, "model", storage=str, arena_margin_pct=int)
     _take(cfg.detector, det, path, "detector", classes=list, threshold=float, window=int, min_count=int,
           refractory_ms=int)
     mic = dict(mic)
@@ -135,7 +137,6 @@ class Plan:
     parts: list[partitions.Partition]
     arena_need: arena.ChipNeed | None = None  # the chip's need (measured, or the labelled bound)
     arena_where: str = "psram"  # where AllocArena puts it: "internal" | "psram"
-    model_place: str = "flash"  # where the firmware reads the model: "psram" (a copy) | "flash" (memory-mapped)
 
     @property
     def model_partition(self) -> partitions.Partition:
@@ -186,14 +187,10 @@ def resolve_classes(wanted: list[str | int], labels: list[str]) -> list[int]:
 
 
 def _check_detector(d: DetectorConfig) -> None:
-    if not 0.0 <= d.threshold <= 1.0:
-        raise UserError(f"detector threshold {d.threshold} must be between 0 and 1.")
-    if not 1 <= d.window <= MAX_DET_WINDOW:
-        raise UserError(f"detector window {d.window} must be 1..{MAX_DET_WINDOW} patches.")
-    if d.min_count < 1:
-        raise UserError("detector min_count must be at least 1.")
-    if not 0 <= d.refractory_ms <= 3_600_000:
-        raise UserError(f"detector refractory_ms {d.refractory_ms} must be 0..3600000.")
+    """The detector command's ranges (the protocol spec), so what gen accepts the board accepts."""
+    problem = DetectorSettings([], d.threshold, d.window, d.min_count, d.refractory_ms).problem()
+    if problem:
+        raise UserError(f"detector {problem}.")
 
 
 def arena_size(measured: int, margin_pct: int) -> int:
@@ -316,12 +313,11 @@ def make_plan(manifest_path: str | Path, cfg: GenConfig) -> Plan:
     arena_bytes = arena.size(need, cfg.arena_margin_pct)
     where = arena.placement(arena_bytes, prof)
     arena.check_ram(prof, storage, len(model), arena_bytes, where)
-    place = layout.model_place(prof, storage, cfg.model_place, len(model), arena_bytes, where)
     return Plan(
         manifest=m, model=model, profile=prof, cfg=cfg, console=console, storage=storage, flash_size=flash,
         ops=resolve_ops(m["ops"]), det_classes=resolve_classes(cfg.detector.classes, m["labels"]),
         pins={k: pins[k] for k in MIC_PINS[cfg.mic.type]},
-        arena_bytes=arena_bytes, arena_need=need, arena_where=where, model_place=place,
+        arena_bytes=arena_bytes, arena_need=need, arena_where=where,
         parts=plan_layout(prof, storage, len(model), cfg.app_size, cfg.table_offset, flash),
     )
 
@@ -378,7 +374,6 @@ def context(plan: Plan) -> dict[str, Any]:
     return {
         "generator": GENERATOR, "model_sha256": m["model"]["sha256"], "model_bytes": len(plan.model),
         "m": m, "fe": PARAMS, "profile": plan.profile, "console": plan.console, "storage": plan.storage,
-        "model_place": plan.model_place,
         "flash_size": plan.flash_size, "flash_size_mb": plan.flash_size // profiles.MB,
         "ops": plan.ops, "labels": m["labels"], "det": plan.cfg.detector, "det_classes": plan.det_classes,
         "mic": plan.cfg.mic, "pins": plan.pins, "uart_baud": plan.cfg.uart_baud,
@@ -446,7 +441,6 @@ def stamp(plan: Plan) -> dict[str, Any]:
         # chip's arena need (what AllocateTensors will use), whether it was measured, and where it goes.
         "arena_measured": _need(plan).bytes, "arena_chip_measured": _need(plan).measured,
         "arena_where": plan.arena_where, "arena_host": int(plan.manifest["arena_bytes"]),
-        "model_place": plan.model_place,
         "labels": list(plan.manifest["labels"]),
         "detector": asdict(plan.cfg.detector) | {"classes": plan.det_classes},
     }

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,8 @@ import numpy as np
 
 from ..cachedir import cache_root
 from ..errors import UserError
+from ..protocol_spec import DetectorSettings
+from ..protocol_spec import load as _load_spec
 
 # The C core ships inside the package (yf_core/: a link to firmware/components/yf_core in a checkout, a copy in
 # a wheel), so an installed yamflash builds the same C the chip runs; the library goes to the user's cache.
@@ -34,14 +37,15 @@ FRAME_LEN = 400
 FRAME_HOP = 160
 PATCH_FRAMES = 96
 PATCH_HOP = 48
-MAX_LINE = 12288
-PAYLOAD_MAX = 8192
-DETECT_MAX_CLASSES = 32
+# The protocol's numbers and tables come from the spec the C header is generated from (yamflash.protocol_spec).
+SPEC = _load_spec()
+MAX_LINE = SPEC.const("MAX_LINE")
+PAYLOAD_MAX = SPEC.payload_max
+DETECT_MAX_CLASSES = SPEC.const("MAX_CLASSES")
 
 LINE_PROTO, LINE_LOG = 1, 2
 PARSE_OK, PARSE_BAD, PARSE_UNKNOWN_CMD, PARSE_ARG = 0, 1, 2, 3
-CMD_NAMES = ["", "ping", "info", "source", "pcm", "patch", "stream", "detector", "bench", "reset"]
-DET_HAS = {"classes": 1, "threshold": 2, "window": 4, "min_count": 8, "refractory_ms": 16}
+CMD_NAMES = ["", *SPEC.commands]  # yf_cmd_kind_t: YF_CMD_NONE, then the spec's order
 
 
 def sources() -> list[Path]:
@@ -129,28 +133,30 @@ class LineAsm(C.Structure):
     ]
 
 
+_ARG_CTYPE = {"enum": C.c_uint32, "uint32": C.c_uint32, "int": C.c_uint32, "num": C.c_float, "bool": C.c_bool}
+
+
+def _cmd_fields() -> list[tuple[str, Any]]:
+    """yf_cmd_t as yf_proto_spec.h declares it: the envelope, then one member per argument of the spec."""
+    out: list[tuple[str, Any]] = [("id", C.c_uint32), ("kind", C.c_int),
+                                  ("name", C.c_char * SPEC.const("CMD_NAME_MAX")), ("err_msg", C.c_char_p),
+                                  ("present", C.c_uint32)]
+    seen: set[str] = set()
+    for a in SPEC.args():
+        if a.field in seen:
+            continue
+        seen.add(a.field)
+        if a.type == "b64":
+            out += [("data", C.c_void_p), ("data_len", C.c_size_t)]
+        elif a.type == "int_array":
+            out += [(a.name, C.c_uint16 * a.max_len), (a.count_field, C.c_uint32)]
+        else:
+            out.append((a.name, _ARG_CTYPE[a.type]))
+    return out
+
+
 class Cmd(C.Structure):
-    _fields_ = [
-        ("id", C.c_uint32),
-        ("kind", C.c_int),
-        ("name", C.c_char * 24),
-        ("err_msg", C.c_char_p),
-        ("src", C.c_int),
-        ("seq", C.c_uint32),
-        ("data", C.c_void_p),
-        ("data_len", C.c_size_t),
-        ("scores", C.c_bool),
-        ("patches", C.c_bool),
-        ("det_present", C.c_uint32),
-        ("classes", C.c_uint16 * 32),
-        ("n_classes", C.c_uint32),
-        ("threshold", C.c_float),
-        ("window", C.c_uint32),
-        ("min_count", C.c_uint32),
-        ("refractory_ms", C.c_uint32),
-        ("has_n", C.c_bool),
-        ("n", C.c_uint32),
-    ]
+    _fields_ = _cmd_fields()
 
 
 class JsonWriter(C.Structure):
@@ -201,6 +207,7 @@ class Stats(C.Structure):
         ("arena_size", C.c_uint32),
         ("arena_used", C.c_uint32),
         ("arena_where", C.c_char_p),
+        ("patches_skipped", C.c_uint32),
     ]
 
 
@@ -264,6 +271,15 @@ _SIGS: dict[str, tuple[Any, list[Any]]] = {
     "yf_proto_err": (C.c_size_t, [_P, C.c_size_t, C.c_char_p, C.c_char_p]),
     "yf_proto_reply_err": (C.c_size_t, [_P, C.c_size_t, C.c_uint32, C.c_char_p, C.c_char_p, C.c_char_p]),
     "yf_bench_summarize": (None, [_P, C.c_size_t, C.POINTER(BenchSummary)]),
+    "yf_detect_config_check": (C.c_int, [C.POINTER(DetectConfig), C.c_uint32]),
+    "yf_sizeof_device": (C.c_size_t, []),
+    "yf_device_feed": (None, [_P, C.c_char_p, C.c_size_t]),
+    "yf_device_bad_lines": (C.c_uint32, [_P]),
+    "yf_device_src": (C.c_int, [_P]),
+    "yf_device_hello": (C.c_size_t, [_P, _P, C.c_size_t]),
+    "yf_device_stats": (C.c_size_t, [_P, C.POINTER(Stats), _P, C.c_size_t]),
+    "yf_device_bench_reply": (None, [C.POINTER(JsonWriter), _P, C.c_size_t, C.c_uint32, _P, C.c_uint32, _P,
+                                     C.c_size_t]),
 }
 
 
@@ -274,6 +290,9 @@ def lib() -> C.CDLL:
     for name, (res, args) in _SIGS.items():
         fn = getattr(so, name)
         fn.restype, fn.argtypes = res, args
+    so.yf_device_init.restype, so.yf_device_init.argtypes = None, [_P, C.POINTER(DeviceOps), _P, C.c_int]
+    so.yf_device_patch_reply.restype = C.c_size_t
+    so.yf_device_patch_reply.argtypes = [_P, C.c_size_t, C.POINTER(PatchReq), _P, C.c_size_t, C.c_uint32]
     expect = {"yf_sizeof_line_asm": LineAsm, "yf_sizeof_cmd": Cmd}
     for fn_name, struct in expect.items():
         if getattr(so, fn_name)() != C.sizeof(struct):
@@ -409,7 +428,8 @@ class Detector:
         self.scale, self.zp = out_scale, out_zp
         self._s = _Opaque(self._lib.yf_sizeof_detect())
         if self._lib.yf_detect_init(self._s.ptr, C.byref(cfg)) != 0:
-            raise ValueError("detector settings out of range (window 1..32, min_count >= 1, threshold 0..1)")
+            raise ValueError(DetectorSettings(list(classes), threshold, window, min_count, refractory_ms).problem()
+                             or "detector settings out of range")
         self._ev = (DetEvent * DETECT_MAX_CLASSES)()
 
     def reset(self) -> None:
@@ -491,24 +511,22 @@ def parse_cmd(json_text: bytes) -> tuple[int, dict[str, Any]]:
     if status != PARSE_OK:
         d["msg"] = (cmd.err_msg or b"").decode()
         return status, d
-    name = CMD_NAMES[cmd.kind]
-    if name == "source":
-        d["src"] = "host" if cmd.src == 1 else "mic"
-    elif name in ("pcm", "patch"):
-        d["seq"] = cmd.seq
-        d["d" if name == "pcm" else "q"] = b64encode(C.string_at(cmd.data, cmd.data_len))
-    elif name == "stream":
-        d["scores"], d["patches"] = bool(cmd.scores), bool(cmd.patches)
-    elif name == "detector":
-        if cmd.det_present & DET_HAS["classes"]:
-            d["classes"] = [int(c) for c in cmd.classes[: cmd.n_classes]]
-        if cmd.det_present & DET_HAS["threshold"]:
-            d["threshold"] = float(cmd.threshold)
-        for key in ("window", "min_count", "refractory_ms"):
-            if cmd.det_present & DET_HAS[key]:
-                d[key] = int(getattr(cmd, key))
-    elif name == "bench" and cmd.has_n:
-        d["n"] = cmd.n
+    for a in SPEC.args(CMD_NAMES[cmd.kind]):
+        if not (cmd.present & a.bit) and a.type != "bool":  # absent flags read as false, as the device acts
+            continue
+        v = getattr(cmd, a.field)
+        if a.type == "enum":
+            d[a.name] = a.values[v]
+        elif a.type == "b64":
+            d[a.name] = b64encode(C.string_at(cmd.data, cmd.data_len))
+        elif a.type == "int_array":
+            d[a.name] = [int(c) for c in v[: getattr(cmd, a.count_field)]]
+        elif a.type == "num":
+            d[a.name] = float(v)
+        elif a.type == "bool":
+            d[a.name] = bool(v)
+        else:
+            d[a.name] = int(v)
     return status, d
 
 
@@ -519,31 +537,9 @@ def encode_json(msg: dict[str, Any], cap: int = MAX_LINE + 1) -> bytes:
     w = JsonWriter()
     L.yf_jw_begin(C.byref(w), buf, cap, str(msg["t"]).encode())
 
-    def put(key: bytes | None, v: Any) -> None:
-        if isinstance(v, bool):
-            L.yf_jw_bool(C.byref(w), key, v)
-        elif isinstance(v, int):
-            (L.yf_jw_int if v < 0 else L.yf_jw_uint)(C.byref(w), key, v)
-        elif isinstance(v, float):
-            L.yf_jw_num(C.byref(w), key, v)
-        elif isinstance(v, str):
-            L.yf_jw_str(C.byref(w), key, v.encode())
-        elif isinstance(v, dict):
-            L.yf_jw_obj(C.byref(w), key)
-            for k, x in v.items():
-                put(k.encode(), x)
-            L.yf_jw_close(C.byref(w))
-        elif isinstance(v, list):
-            L.yf_jw_arr(C.byref(w), key)
-            for x in v:
-                put(None, x)
-            L.yf_jw_close(C.byref(w))
-        else:
-            raise TypeError(f"cannot encode {type(v).__name__}")
-
     for k, v in msg.items():
         if k not in ("t", "v"):
-            put(k.encode(), v)
+            _jw_put(L, C.byref(w), k.encode(), v)
     n = L.yf_jw_end(C.byref(w))
     return buf.raw[:n]
 
@@ -553,3 +549,289 @@ def bench_summary(us: list[int]) -> dict[str, float]:
     s = BenchSummary()
     lib().yf_bench_summarize(arr, len(us), C.byref(s))
     return {k: getattr(s, k) for k in ("n", "mean", "std", "min", "max", "p50", "p90", "p99")}
+
+
+# ---------------------------------------------------------------- the board's command handling (yf_device)
+
+
+class OpErr(C.Structure):
+    _fields_ = [("code", C.c_char_p), ("msg", C.c_char_p)]
+
+
+class PatchReq(C.Structure):
+    _fields_ = [("id", C.c_uint32), ("seq", C.c_uint32), ("seq_gap", C.c_bool), ("expected", C.c_uint32),
+                ("q", C.c_void_p)]
+
+
+class BenchOp(C.Structure):
+    _fields_ = [("op", C.c_char_p), ("us", C.c_uint32)]
+
+
+_V = C.c_void_p
+_OPS = {  # yf_device_ops_t, in its order
+    "emit": C.CFUNCTYPE(None, _V, _V, C.c_size_t),
+    "hello": C.CFUNCTYPE(C.c_int, _V, C.POINTER(Hello), C.POINTER(OpErr)),
+    "extra": C.CFUNCTYPE(None, _V, C.c_char_p, C.POINTER(JsonWriter)),
+    "source": C.CFUNCTYPE(C.c_int, _V, C.c_int, C.POINTER(OpErr)),
+    "pcm": C.CFUNCTYPE(C.c_int, _V, _V, C.c_size_t, C.POINTER(C.c_size_t), C.POINTER(OpErr)),
+    "patch": C.CFUNCTYPE(C.c_int, _V, C.POINTER(PatchReq), C.POINTER(OpErr)),
+    "stream": C.CFUNCTYPE(None, _V, C.c_bool, C.c_bool),
+    "detector_get": C.CFUNCTYPE(C.c_int, _V, C.POINTER(DetectConfig), C.POINTER(C.c_uint32), C.POINTER(OpErr)),
+    "detector_set": C.CFUNCTYPE(C.c_int, _V, C.POINTER(DetectConfig), C.POINTER(OpErr)),
+    "bench": C.CFUNCTYPE(C.c_int, _V, C.c_uint32, C.c_uint32, C.POINTER(OpErr)),
+    "reset": C.CFUNCTYPE(None, _V),
+}
+
+
+class DeviceOps(C.Structure):
+    _fields_ = list(_OPS.items())
+
+
+class OpError(Exception):
+    """Raised by a DeviceApp op: the command is answered ok:false with this code (an E_* of the spec) and msg."""
+
+    def __init__(self, code: str, msg: str):
+        super().__init__(msg)
+        self.code, self.msg = code, msg
+
+
+def detect_config(s: DetectorSettings) -> DetectConfig:
+    """yf_detect_config_t for these settings."""
+    if len(s.classes) > SPEC.const("MAX_CLASSES"):
+        raise ValueError(f"at most {SPEC.const('MAX_CLASSES')} classes")
+    cfg = DetectConfig()
+    for i, c in enumerate(s.classes):
+        cfg.classes[i] = c
+    cfg.n_classes, cfg.threshold, cfg.window = len(s.classes), s.threshold, s.window
+    cfg.min_count, cfg.refractory_ms = s.min_count, s.refractory_ms
+    return cfg
+
+
+def detector_settings(cfg: DetectConfig) -> DetectorSettings:
+    return DetectorSettings([int(c) for c in cfg.classes[: cfg.n_classes]], float(cfg.threshold), int(cfg.window),
+                            int(cfg.min_count), int(cfg.refractory_ms))
+
+
+@dataclass
+class PatchRequest:
+    """A host patch handed to the app (yf_patch_req_t): infer ``q`` and answer with Device.patch_reply."""
+
+    id: int
+    seq: int
+    seq_gap: bool
+    expected: int
+    q: np.ndarray  # int8 [6144]
+
+
+class DeviceApp:
+    """What a board behind yf_device provides (yf_device_ops_t), in Python. Raise OpError to refuse a command."""
+
+    def emit(self, line: bytes) -> None:
+        raise NotImplementedError
+
+    def hello(self) -> dict[str, Any]:
+        """yf_hello_t's fields: fw, board, model_sha256, clock, model_bytes, labels, in_scale, in_zp,
+        out_scale, out_zp, arena_size, arena_used, arena_where, heap_free, psram_free."""
+        raise NotImplementedError
+
+    def extra(self, what: str) -> dict[str, Any]:
+        """Board-specific members for a "hello", "info" or "stats" line."""
+        return {}
+
+    def source(self, src: str) -> None:
+        raise NotImplementedError
+
+    def pcm(self, pcm: np.ndarray) -> int:
+        raise NotImplementedError
+
+    def patch(self, req: PatchRequest) -> None:
+        raise NotImplementedError
+
+    def stream(self, scores: bool, patches: bool) -> None:
+        raise NotImplementedError
+
+    def detector_get(self) -> tuple[DetectorSettings, int]:
+        raise NotImplementedError
+
+    def detector_set(self, settings: DetectorSettings) -> None:
+        raise NotImplementedError
+
+    def bench(self, id: int, n: int) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+
+_SRC = SPEC.arg("source", "src").values
+_HELLO_STR = ("fw", "board", "model_sha256", "src", "clock", "arena_where")
+
+
+def _jw_put(L: C.CDLL, w: Any, key: bytes | None, v: Any) -> None:
+    """One member (or array element) through the C JSON writer."""
+    if isinstance(v, bool):
+        L.yf_jw_bool(w, key, v)
+    elif isinstance(v, (int, np.integer)):
+        (L.yf_jw_int if v < 0 else L.yf_jw_uint)(w, key, int(v))
+    elif isinstance(v, (float, np.floating)):
+        L.yf_jw_num(w, key, float(v))
+    elif isinstance(v, str):
+        L.yf_jw_str(w, key, v.encode())
+    elif isinstance(v, dict):
+        L.yf_jw_obj(w, key)
+        for k, x in v.items():
+            _jw_put(L, w, str(k).encode(), x)
+        L.yf_jw_close(w)
+    elif isinstance(v, (list, tuple)):
+        L.yf_jw_arr(w, key)
+        for x in v:
+            _jw_put(L, w, None, x)
+        L.yf_jw_close(w)
+    else:
+        raise TypeError(f"cannot encode {type(v).__name__}")
+
+
+class Device:
+    """yf_device through ctypes: the firmware's own command handling, with ``app`` behind its ops.
+
+    Call ``feed`` from one thread (the console's); ``stats``, ``hello`` and the reply builders take their own
+    buffers and may run on others. An exception in an op answers its command E_INTERNAL, as the sim always did.
+    """
+
+    def __init__(self, app: DeviceApp, src: str = "mic"):
+        self._lib = lib()
+        self.app = app
+        self._keep: list[Any] = []  # strings C reads after an op returns, alive until the next command
+        self._ops = DeviceOps(**{name: _OPS[name](getattr(self, f"_op_{name}")) for name in _OPS})
+        self._s = _Opaque(self._lib.yf_sizeof_device())
+        self._lib.yf_device_init(self._s.ptr, C.byref(self._ops), None, _SRC.index(src))
+
+    # ---- driving it
+    def feed(self, data: bytes) -> None:
+        self._keep = []
+        self._lib.yf_device_feed(self._s.ptr, bytes(data), len(data))
+
+    @property
+    def bad_lines(self) -> int:
+        return int(self._lib.yf_device_bad_lines(self._s.ptr))
+
+    @property
+    def src(self) -> str:
+        return _SRC[self._lib.yf_device_src(self._s.ptr)]
+
+    def hello(self) -> bytes:
+        """Emit (and return) a hello line."""
+        buf = C.create_string_buffer(MAX_LINE + 1)
+        n = self._lib.yf_device_hello(self._s.ptr, buf, len(buf))
+        return buf.raw[:n]
+
+    def stats(self, **fields: Any) -> bytes:
+        """Emit (and return) a stats line: yf_stats_t's fields by name (bad_lines is the device's own)."""
+        keep = [str(k).encode() for k in fields.get("stack_hwm", {})]
+        names = (C.c_char_p * max(len(keep), 1))(*keep)
+        hwm = (C.c_uint32 * max(len(keep), 1))(*[int(v) for v in fields.get("stack_hwm", {}).values()])
+        s = Stats()
+        for name, _ in Stats._fields_:
+            if name in fields and name not in ("stack_hwm", "arena_where"):
+                setattr(s, name, int(fields[name]))
+        where = str(fields.get("arena_where", "")).encode()
+        s.task_names, s.task_hwm, s.n_tasks, s.arena_where = names, hwm, len(keep), where
+        buf = C.create_string_buffer(MAX_LINE + 1)
+        n = self._lib.yf_device_stats(self._s.ptr, C.byref(s), buf, len(buf))
+        return buf.raw[:n]
+
+    @staticmethod
+    def patch_reply(req: PatchRequest, scores: np.ndarray, invoke_us: int) -> bytes:
+        q = np.ascontiguousarray(scores, np.int8).reshape(-1)
+        r = PatchReq(req.id, req.seq, req.seq_gap, req.expected, None)
+        buf = C.create_string_buffer(MAX_LINE + 1)
+        n = lib().yf_device_patch_reply(buf, len(buf), C.byref(r), _ptr(q), q.size, invoke_us)
+        return buf.raw[:n]
+
+    @staticmethod
+    def bench_reply(id: int, us: list[int], ops: list[tuple[str, int]] = (), **extra: Any) -> bytes:  # type: ignore[assignment]
+        """The bench reply for invoke times ``us`` (nearest-rank percentiles, as the chip), plus ``extra`` members."""
+        L = lib()
+        arr = (C.c_uint32 * max(len(us), 1))(*[min(max(int(u), 0), 0xFFFFFFFF) for u in us])
+        keep = [o.encode() for o, _ in ops]
+        bops = (BenchOp * max(len(ops), 1))(*[BenchOp(k, int(t)) for k, (_, t) in zip(keep, ops, strict=True)])
+        buf = C.create_string_buffer(MAX_LINE + 1)
+        w = JsonWriter()
+        L.yf_device_bench_reply(C.byref(w), buf, len(buf), id, arr, len(us), bops, len(ops))
+        for k, v in extra.items():
+            _jw_put(L, C.byref(w), k.encode(), v)
+        n = L.yf_jw_end(C.byref(w))  # before reading buf: the end writes the closing bytes
+        return buf.raw[:n]
+
+    # ---- the ops C calls
+    def _fail(self, err: Any, code: str, msg: str) -> int:
+        c, m = code.encode(), msg.encode("utf-8", "replace")
+        self._keep += [c, m]
+        err[0].code, err[0].msg = c, m
+        return -1
+
+    def _guard(self, err: Any, fn: Any, *args: Any) -> int:
+        try:
+            fn(*args)
+        except OpError as exc:
+            return self._fail(err, exc.code, exc.msg)
+        except Exception as exc:  # a bug must not take the board down: report it like the firmware would
+            return self._fail(err, "E_INTERNAL", f"{type(exc).__name__}: {exc}")
+        return 0
+
+    def _op_emit(self, ctx: Any, line: int, n: int) -> None:
+        if n:
+            self.app.emit(C.string_at(line, n))
+
+    def _op_hello(self, ctx: Any, h: Any, err: Any) -> int:
+        def fill() -> None:
+            for k, v in self.app.hello().items():
+                if k in _HELLO_STR:
+                    b = str(v).encode()
+                    self._keep.append(b)
+                    setattr(h[0], k, b)
+                else:
+                    setattr(h[0], k, v)
+        return self._guard(err, fill)
+
+    def _op_extra(self, ctx: Any, what: bytes, w: Any) -> None:
+        try:
+            for k, v in self.app.extra(what.decode()).items():
+                _jw_put(self._lib, w, k.encode(), v)
+        except Exception:  # extra members are optional: the line goes out without them
+            return
+
+    def _op_source(self, ctx: Any, src: int, err: Any) -> int:
+        return self._guard(err, self.app.source, _SRC[src])
+
+    def _op_pcm(self, ctx: Any, data: int, n: int, accepted: Any, err: Any) -> int:
+        pcm = np.ctypeslib.as_array(C.cast(data, C.POINTER(C.c_int16)), (n,)).copy()
+        out: list[int] = []
+        rc = self._guard(err, lambda: out.append(int(self.app.pcm(pcm))))
+        accepted[0] = out[0] if out else 0
+        return rc
+
+    def _op_patch(self, ctx: Any, r: Any, err: Any) -> int:
+        req = r[0]
+        q = np.ctypeslib.as_array(C.cast(req.q, C.POINTER(C.c_int8)), (SPEC.const("PATCH_BYTES"),)).copy()
+        return self._guard(err, self.app.patch, PatchRequest(req.id, req.seq, bool(req.seq_gap), req.expected, q))
+
+    def _op_stream(self, ctx: Any, scores: bool, patches: bool) -> None:
+        self.app.stream(bool(scores), bool(patches))
+
+    def _op_detector_get(self, ctx: Any, cfg: Any, n_labels: Any, err: Any) -> int:
+        got: list[Any] = []
+        rc = self._guard(err, lambda: got.extend(self.app.detector_get()))
+        if rc == 0:
+            C.memmove(cfg, C.byref(detect_config(got[0])), C.sizeof(DetectConfig))
+            n_labels[0] = int(got[1])
+        return rc
+
+    def _op_detector_set(self, ctx: Any, cfg: Any, err: Any) -> int:
+        return self._guard(err, self.app.detector_set, detector_settings(cfg[0]))
+
+    def _op_bench(self, ctx: Any, id: int, n: int, err: Any) -> int:
+        return self._guard(err, self.app.bench, int(id), int(n))
+
+    def _op_reset(self, ctx: Any) -> None:
+        self.app.reset()

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "yf_detect.h"
+#include "yf_device.h"
 #include "yf_frontend.h"
 #include "yf_patch.h"
 #include "yf_proto.h"
@@ -22,6 +23,7 @@ size_t yf_sizeof_patcher(void);
 size_t yf_sizeof_detect(void);
 size_t yf_sizeof_line_asm(void);
 size_t yf_sizeof_cmd(void);
+size_t yf_sizeof_device(void);
 
 #ifdef __cplusplus
 }

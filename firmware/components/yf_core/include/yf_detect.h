@@ -8,12 +8,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "yf_proto_spec.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define YF_DETECT_MAX_CLASSES 32
-#define YF_DETECT_MAX_WINDOW 32
+/* Limits and defaults are the protocol's (generated from host/yamflash/board/protocol_spec.json), so the
+ * detector command, `yamflash gen` and the virtual board check the same ranges. */
+#define YF_DETECT_MAX_CLASSES YF_PROTO_MAX_CLASSES
+#define YF_DETECT_MAX_WINDOW YF_PROTO_MAX_WINDOW
 #define YF_DETECT_PATCH_HOP_MS 480u /* audio time between patch starts (48 frames x 10 ms) */
 #define YF_DETECT_PATCH_MS 975u     /* audio time covered by one patch */
 
@@ -22,8 +26,8 @@ typedef struct {
     uint32_t n_classes;                      /* 0..YF_DETECT_MAX_CLASSES (0: detector idle) */
     float threshold;                         /* on the smoothed score, 0..1 */
     uint32_t window;                         /* patches averaged, 1..YF_DETECT_MAX_WINDOW */
-    uint32_t min_count;                      /* consecutive patches at or above threshold, >= 1 */
-    uint32_t refractory_ms;                  /* quiet time per class after an event */
+    uint32_t min_count;                      /* consecutive patches at or above threshold */
+    uint32_t refractory_ms;                  /* quiet time per class after an event (audio ms) */
 } yf_detect_config_t;
 
 typedef struct {
@@ -42,7 +46,14 @@ typedef struct {
     uint32_t quiet_until_ms[YF_DETECT_MAX_CLASSES];          /* no event before this audio time */
 } yf_detect_t;
 
-/* Validate cfg and start from empty history; returns 0, or -1 on an out-of-range setting. */
+/* The protocol's defaults (YF_PROTO_DETECTOR_*_DEFAULT), watching no class. */
+void yf_detect_config_default(yf_detect_config_t *cfg);
+
+/* 0 when every setting is within the protocol's ranges and every class is below n_labels, else -1. */
+int yf_detect_config_check(const yf_detect_config_t *cfg, uint32_t n_labels);
+
+/* Validate cfg (yf_detect_config_check without a label bound) and start from empty history; returns 0, or -1
+ * on an out-of-range setting. */
 int yf_detect_init(yf_detect_t *d, const yf_detect_config_t *cfg);
 
 /* Forget history, runs and refractory state (keep the configuration). */

@@ -25,3 +25,8 @@ size_t yf_sizeof_cmd(void)
 {
     return sizeof(yf_cmd_t);
 }
+
+size_t yf_sizeof_device(void)
+{
+    return sizeof(yf_device_t);
+}

@@ -10,11 +10,34 @@ uint32_t yf_detect_ts_ms(uint32_t patch)
     return patch * YF_DETECT_PATCH_HOP_MS + YF_DETECT_PATCH_MS;
 }
 
+void yf_detect_config_default(yf_detect_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->threshold = YF_PROTO_DETECTOR_THRESHOLD_DEFAULT;
+    cfg->window = YF_PROTO_DETECTOR_WINDOW_DEFAULT;
+    cfg->min_count = YF_PROTO_DETECTOR_MIN_COUNT_DEFAULT;
+    cfg->refractory_ms = YF_PROTO_DETECTOR_REFRACTORY_MS_DEFAULT;
+}
+
+int yf_detect_config_check(const yf_detect_config_t *cfg, uint32_t n_labels)
+{
+    if (!cfg || cfg->n_classes > YF_DETECT_MAX_CLASSES || cfg->window < YF_PROTO_DETECTOR_WINDOW_MIN ||
+        cfg->window > YF_PROTO_DETECTOR_WINDOW_MAX || cfg->min_count < YF_PROTO_DETECTOR_MIN_COUNT_MIN ||
+        cfg->min_count > YF_PROTO_DETECTOR_MIN_COUNT_MAX || cfg->refractory_ms > YF_PROTO_DETECTOR_REFRACTORY_MS_MAX ||
+        !(cfg->threshold >= YF_PROTO_DETECTOR_THRESHOLD_MIN) || !(cfg->threshold <= YF_PROTO_DETECTOR_THRESHOLD_MAX)) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < cfg->n_classes; i++) {
+        if (cfg->classes[i] >= n_labels) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int yf_detect_init(yf_detect_t *d, const yf_detect_config_t *cfg)
 {
-    if (!d || !cfg || cfg->n_classes > YF_DETECT_MAX_CLASSES || cfg->window < 1 ||
-        cfg->window > YF_DETECT_MAX_WINDOW || cfg->min_count < 1 || !(cfg->threshold >= 0.0f) ||
-        !(cfg->threshold <= 1.0f)) {
+    if (!d || yf_detect_config_check(cfg, UINT32_MAX) != 0) {
         return -1;
     }
     memset(d, 0, sizeof(*d));

@@ -11,38 +11,16 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ...frontend import PARAMS, dequantize, log_mel, quantize
+from ...protocol_spec import DetectorSettings as DetectorConfig  # the detector's limits and defaults: the protocol spec
 
 PATCH_HOP_MS = 480
 PATCH_MS = 975
-
-
-@dataclass
-class DetectorConfig:
-    classes: list[int] = field(default_factory=list)
-    threshold: float = 0.5
-    window: int = 3
-    min_count: int = 2
-    refractory_ms: int = 2000
-
-    def validate(self, n_classes: int) -> str | None:
-        """An error message for an out-of-range setting (the firmware's yf_detect_init rules), else None."""
-        if len(self.classes) > 32 or any(not 0 <= c < n_classes for c in self.classes):
-            return f"classes: at most 32 indices in 0..{n_classes - 1}"
-        if not 0.0 <= self.threshold <= 1.0:
-            return "threshold: 0..1"
-        if not 1 <= self.window <= 32:
-            return "window: 1..32"
-        if self.min_count < 1:
-            return "min_count: >= 1"
-        if self.refractory_ms < 0:
-            return "refractory_ms: >= 0"
-        return None
 
 
 @dataclass

@@ -5,12 +5,14 @@ fast as the consumer takes it), an inference task (frontend -> patch -> TFLM -> 
 task (commands), and a stats timer. Capture writes into a bounded ring like the I2S DMA buffers; when
 the inference task falls behind in real-time mode the ring overflows and the lost samples are counted
 in `dropped_samples`, never hidden.
+
+Commands are answered by the firmware's own command code, yf_core's yf_device, through the native binding:
+decoding, ranges, error codes, seq tracking, detector updates and reply shapes are the chip's. This module
+only supplies what the firmware's tasks supply there (``_Ops``): the model, the audio ring, the detector.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import os
 import select
@@ -18,18 +20,20 @@ import threading
 import time
 import tty
 from collections import deque
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...frontend import PARAMS
-from ...target import profiles
+from ...target import native, profiles
 from .. import wire
 from .alloc import Allocation, allocate
 from .boot import BootError, Image, boot
 from .core import DetectorConfig, Pipeline, make_detector
+
+OpError = native.OpError
 
 FW_LOG = "I ({ms}) {tag}: {text}"
 # The RAM of the board the virtual one stands in for (profiles.py: the figures and their sources).
@@ -95,7 +99,6 @@ class VirtualBoard:
         self.wlock = threading.Lock()
         self.plock = threading.RLock()  # held by the inference task while it processes; commands share it
         self.stop = threading.Event()
-        self.splitter = wire.Splitter()
         self.tx_dropped = 0
         self.image: Image | None = None
         self.boot_error: BootError | None = None
@@ -118,8 +121,8 @@ class VirtualBoard:
     def _reset_state(self) -> None:
         self.t_boot = time.monotonic()
         self.src = "mic" if self.mic_path else "host"
-        self.inferences = self.dropped = self.bad_lines = 0
-        self.pcm_seq = self.patch_seq = 0
+        self.inferences = self.dropped = 0
+        self.device = native.Device(_Ops(self), self.src)  # a reboot forgets counts, seqs and the source
         self.stream_scores = self.stream_patches = False
         self.det_cfg = DetectorConfig()
         self.last_patch: np.ndarray | None = None
@@ -140,6 +143,11 @@ class VirtualBoard:
         for fd in (self.master, self.slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+    @property
+    def bad_lines(self) -> int:
+        """Lines the firmware's console counted as bad (over-long, or not an addressable command)."""
+        return self.device.bad_lines
 
     def ms(self) -> int:
         return int((time.monotonic() - self.t_boot) * 1000)
@@ -189,7 +197,8 @@ class VirtualBoard:
             self.pipeline = Pipeline(si, zi)
             gen_det = self.image.meta.get("detector")  # the generated yf_detector_config.h, as the chip boots
             if isinstance(gen_det, dict):
-                self.det_cfg = DetectorConfig(**{k: gen_det[k] for k in asdict(DetectorConfig()) if k in gen_det})
+                self.det_cfg = DetectorConfig(**{f.name: gen_det[f.name] for f in fields(DetectorConfig)
+                                                 if f.name in gen_det})
             self.detector = make_detector(self.det_cfg, so, zo)
             self.n_classes = int(self.model.out["shape"][-1])
             labels = self.image.meta.get("labels")
@@ -198,24 +207,27 @@ class VirtualBoard:
             self.log(f"model {self.image.model_sha256[:12]} ({len(self.image.model)} bytes), "
                      f"arena {self.arena()['size']} bytes in {self.arena()['where']}, core {self.pipeline.core}",
                      "model")
-            self.emit(self.hello())
+            self.device.hello()
 
-    def hello(self) -> dict[str, Any]:
-        assert self.image is not None and self.model is not None
-        p = PARAMS
+    def hello_fields(self) -> dict[str, Any]:
+        """What yf_hello_t carries (yf_core writes the frontend constants and src itself)."""
+        if self.image is None or self.model is None:
+            e = self.boot_error
+            raise OpError("E_MODEL", e.msg if e else "no model loaded")
         si, zi, so, zo = self.quant
-        meta = self.image.meta
         arena = self.arena()
-        return {"t": "hello", "fw": self.image.fw, "proto": 1, "board": "sim",
-                "model_sha256": self.image.model_sha256, "model_bytes": len(self.image.model),
-                "labels": self.n_classes,
-                "frontend": {"sr": p.sample_rate, "win": p.frame_length, "hop": p.frame_step,
-                             "fft": p.fft_length, "mel": p.num_mel_bins, "patch": p.patch_frames,
-                             "patch_hop": p.patch_hop_frames, "log_offset": p.log_offset},
-                "input": {"scale": si, "zp": zi}, "output": {"scale": so, "zp": zo},
-                "arena": arena, **self.memory(arena), "mem": "nominal", "src": self.src, "clock": "host",
-                "init_us": self.init_us,
-                "core": self.pipeline.core, "build": meta.get("build")}
+        mem = self.memory(arena)
+        return {"fw": self.image.fw, "board": "sim", "model_sha256": self.image.model_sha256,
+                "model_bytes": len(self.image.model), "labels": self.n_classes, "in_scale": si, "in_zp": zi,
+                "out_scale": so, "out_zp": zo, "arena_size": arena["size"], "arena_used": arena["used"],
+                "arena_where": arena["where"], "heap_free": mem["heap_free"], "psram_free": mem["psram_free"],
+                "clock": "host"}
+
+    def hello_extra(self) -> dict[str, Any]:
+        """The virtual board's own hello/info members (docs/protocol.md)."""
+        assert self.image is not None
+        return {"mem": "nominal", "init_us": self.init_us, "core": self.pipeline.core,
+                "build": self.image.meta.get("build")}
 
     def arena(self) -> dict[str, Any]:
         if self.alloc is not None:
@@ -263,176 +275,11 @@ class VirtualBoard:
                     return
                 time.sleep(0.05)
                 continue
-            for raw in self.splitter.feed(data):
-                self._line(raw)
-            self.bad_lines += self.splitter.overlong
-            self.splitter.overlong = 0
-
-    def _line(self, raw: bytes) -> None:
-        line = wire.classify(raw, device=True)
-        if line.kind == "log":  # plain text is ignored and not counted, as yf_tasks.c's console does
-            return
-        if line.kind == "bad":
-            if line.reply is not None:  # addressable (id + known shape) but wrong: it still gets its reply
-                self.emit(line.reply)
-            else:
-                self.bad_lines += 1
-            return
-        msg = line.msg
-        cid, cmd = msg["id"], msg["cmd"]
-        handler = getattr(self, f"cmd_{cmd}", None)
-        if handler is None:
-            self.reply(cid, cmd, err="E_UNKNOWN_CMD", msg=f"unknown command {cmd!r}")
-            return
-        try:
-            fields = handler(msg)
-        except CmdError as exc:
-            self.reply(cid, cmd, err=exc.code, msg=exc.msg, **exc.fields)
-            return
-        except Exception as exc:  # a bug must not take the board down: report it like the firmware would
-            self.reply(cid, cmd, err="E_INTERNAL", msg=f"{type(exc).__name__}: {exc}")
-            return
-        self.reply(cid, cmd, **(fields or {}))
-        if cmd == "reset":
-            threading.Thread(target=self._reboot, daemon=True).start()
-
-    def reply(self, cid: int, cmd: str, err: str | None = None, msg: str = "", **fields: Any) -> None:
-        body: dict[str, Any] = {"t": "reply", "id": cid, "cmd": cmd, "ok": err is None}
-        if err is not None:
-            body.update(err=err, msg=msg)
-        body.update(fields)
-        self.emit(body)
+            self.device.feed(data)
 
     def _reboot(self) -> None:
         time.sleep(0.05)
         self.boot()
-
-    def _need_model(self) -> None:
-        if self.model is None:
-            e = self.boot_error
-            raise CmdError("E_MODEL", e.msg if e else "no model loaded")
-
-    # ---- commands --------------------------------------------------------------------------------
-    def cmd_ping(self, msg: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def cmd_info(self, msg: dict[str, Any]) -> dict[str, Any]:
-        self._need_model()
-        h = self.hello()
-        h.pop("t")
-        return h
-
-    def cmd_source(self, msg: dict[str, Any]) -> dict[str, Any]:
-        self._need_model()
-        src = msg.get("src")
-        if src not in ("mic", "host"):
-            raise CmdError("E_ARG", 'src must be "mic" or "host"')
-        if src == "mic" and self.mic_path is None:
-            raise CmdError("E_ARG", "this virtual board has no microphone (start it with --mic FILE)")
-        with self.plock:
-            self.src = src
-            self.ring.clear()
-            self.pipeline.reset()
-            self.detector = make_detector(self.det_cfg, self.quant[2], self.quant[3])
-            self.pcm_seq = self.patch_seq = 0  # like the firmware: both host streams start again
-            self.stream_seq = {"scores": 0, "patch": 0}
-        return {"src": src}
-
-    def _seq(self, msg: dict[str, Any], expected: int) -> int:
-        seq = msg.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= 0xFFFFFFFF:
-            raise CmdError("E_ARG", "seq must be a uint32")
-        return seq
-
-    def _b64(self, msg: dict[str, Any], key: str) -> bytes:
-        val = msg.get(key)
-        if not isinstance(val, str):
-            raise CmdError("E_ARG", f"{key} must be a base64 string")
-        try:
-            return base64.b64decode(val, validate=True)
-        except (binascii.Error, ValueError):
-            raise CmdError("E_ARG", f"{key} is not valid base64") from None
-
-    def cmd_pcm(self, msg: dict[str, Any]) -> dict[str, Any]:
-        self._need_model()
-        seq = self._seq(msg, self.pcm_seq)
-        data = self._b64(msg, "d")
-        if len(data) % 2 or not 1 <= len(data) // 2 <= 4096:
-            raise CmdError("E_ARG", "d must hold 1..4096 int16 samples")
-        if self.src != "host":
-            raise CmdError("E_BUSY", 'the source is the microphone; send {"cmd":"source","src":"host"} first')
-        pcm = np.frombuffer(data, "<i2").astype(np.int16)
-        accepted = self.ring.put(pcm, block=True, timeout=5.0)
-        expected, self.pcm_seq = self.pcm_seq, (seq + 1) & 0xFFFFFFFF
-        if seq != expected:
-            raise CmdError("E_SEQ", f"pcm seq {seq}, expected {expected}", seq=seq, accepted=accepted,
-                           expected=expected)
-        return {"seq": seq, "accepted": accepted}
-
-    def cmd_patch(self, msg: dict[str, Any]) -> dict[str, Any]:
-        self._need_model()
-        seq = self._seq(msg, self.patch_seq)
-        q = self._b64(msg, "q")
-        if len(q) != 96 * 64:
-            raise CmdError("E_ARG", f"q must hold 6144 int8 values, got {len(q)}")
-        patch = np.frombuffer(q, np.int8).reshape(96, 64)
-        with self.plock:
-            t0 = time.perf_counter()
-            out = self.model.run_int8(patch)
-            us = int((time.perf_counter() - t0) * 1e6)
-            self.last_patch = patch
-        expected, self.patch_seq = self.patch_seq, (seq + 1) & 0xFFFFFFFF
-        fields = {"seq": seq, "q": wire.b64(np.asarray(out, np.int8).tobytes()), "invoke_us": us}
-        if seq != expected:
-            raise CmdError("E_SEQ", f"patch seq {seq}, expected {expected}", expected=expected, **fields)
-        return fields
-
-    def cmd_stream(self, msg: dict[str, Any]) -> dict[str, Any]:
-        s, p = msg.get("scores", False), msg.get("patches", False)
-        if not isinstance(s, bool) or not isinstance(p, bool):
-            raise CmdError("E_ARG", "scores and patches must be true or false")
-        self.stream_scores, self.stream_patches = s, p
-        return {"scores": s, "patches": p}
-
-    def cmd_detector(self, msg: dict[str, Any]) -> dict[str, Any]:
-        self._need_model()
-        cfg = DetectorConfig(**{k: v for k, v in asdict(self.det_cfg).items()})
-        types = {"classes": list, "threshold": (int, float), "window": int, "min_count": int, "refractory_ms": int}
-        for k, t in types.items():
-            if k in msg:
-                v = msg[k]
-                if isinstance(v, bool) or not isinstance(v, t) or (k == "classes" and not all(
-                        isinstance(c, int) and not isinstance(c, bool) for c in v)):
-                    raise CmdError("E_ARG", f"{k} has the wrong type")
-                setattr(cfg, k, float(v) if k == "threshold" else v)
-        problem = cfg.validate(self.n_classes)
-        if problem:
-            raise CmdError("E_ARG", problem)
-        with self.plock:
-            self.det_cfg = cfg
-            self.detector = make_detector(cfg, self.quant[2], self.quant[3])
-        return asdict(cfg)
-
-    def cmd_bench(self, msg: dict[str, Any]) -> dict[str, Any]:
-        self._need_model()
-        n = msg.get("n", 10)
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1000:
-            raise CmdError("E_ARG", "n must be 1..1000")
-        patch = self.last_patch if self.last_patch is not None else np.zeros((96, 64), np.int8)
-        times = []
-        with self.plock:
-            for _ in range(n):
-                t0 = time.perf_counter()
-                self.model.run_int8(patch)
-                times.append((time.perf_counter() - t0) * 1e6)
-        a = np.array(times)
-        stats = {"mean": float(a.mean()), "min": float(a.min()), "max": float(a.max()),
-                 "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-                 "p99": float(np.percentile(a, 99)), "std": float(a.std())}
-        return {"n": n, "invoke_us": {k: round(v) for k, v in stats.items()}, "clock": "host"}
-
-    def cmd_reset(self, msg: dict[str, Any]) -> dict[str, Any]:
-        return {}
 
     # ---- inference task --------------------------------------------------------------------------
     def _inference(self) -> None:
@@ -496,19 +343,92 @@ class VirtualBoard:
     def _stats(self) -> None:
         while not self.stop.wait(self.stats_period):
             if self.model is not None:
-                self.emit(self.stats())
+                self.stats()
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> bytes:
+        """Emit a stats line, written by yf_core as the firmware's console writes it."""
         arena = self.arena()
         mem = self.memory(arena)
-        return {"t": "stats", "uptime_ms": self.ms(), "inferences": self.inferences,
-                "dropped_samples": self.dropped, "bad_lines": self.bad_lines,
-                "heap_free": mem["heap_free"], "heap_min": mem["heap_free"], "psram_free": mem["psram_free"],
-                "psram_min": mem["psram_free"], "stack_hwm": {},
-                "arena": arena, "tx_dropped": self.tx_dropped, "clock": "host"}
+        return self.device.stats(uptime_ms=self.ms(), inferences=self.inferences, dropped_samples=self.dropped,
+                                 heap_free=mem["heap_free"], heap_min=mem["heap_free"],
+                                 psram_free=mem["psram_free"], psram_min=mem["psram_free"],
+                                 arena_size=arena["size"], arena_used=arena["used"], arena_where=arena["where"],
+                                 patches_skipped=0)  # the sim infers every patch: a slow host drops samples
 
 
-class CmdError(Exception):
-    def __init__(self, code: str, msg: str, **fields: Any):
-        super().__init__(msg)
-        self.code, self.msg, self.fields = code, msg, fields
+class _Ops(native.DeviceApp):
+    """The firmware's ops (firmware/main/yf_commands.c) on the virtual board: yf_device decides, these act."""
+
+    def __init__(self, vb: VirtualBoard):
+        self.vb = vb
+
+    def _model(self) -> Any:
+        vb = self.vb
+        if vb.model is None:
+            e = vb.boot_error
+            raise OpError("E_MODEL", e.msg if e else "no model loaded")
+        return vb.model
+
+    def emit(self, line: bytes) -> None:
+        self.vb._write(line)
+
+    def hello(self) -> dict[str, Any]:
+        return self.vb.hello_fields()
+
+    def extra(self, what: str) -> dict[str, Any]:
+        if what == "stats":
+            return {"tx_dropped": self.vb.tx_dropped, "clock": "host"}
+        return self.vb.hello_extra()
+
+    def source(self, src: str) -> None:
+        vb = self.vb
+        self._model()
+        if src == "mic" and vb.mic_path is None:
+            raise OpError("E_ARG", "this virtual board has no microphone (start it with --mic FILE)")
+        with vb.plock:
+            vb.src = src
+            vb.ring.clear()
+            vb.pipeline.reset()
+            vb.detector = make_detector(vb.det_cfg, vb.quant[2], vb.quant[3])
+            vb.stream_seq = {"scores": 0, "patch": 0}
+
+    def pcm(self, pcm: np.ndarray) -> int:
+        self._model()
+        return self.vb.ring.put(pcm.astype(np.int16), block=True, timeout=5.0)
+
+    def patch(self, req: native.PatchRequest) -> None:
+        vb, model = self.vb, self._model()
+        patch = req.q.reshape(96, 64)
+        with vb.plock:
+            t0 = time.perf_counter()
+            out = np.asarray(model.run_int8(patch), np.int8)
+            us = int((time.perf_counter() - t0) * 1e6)
+            vb.last_patch = patch
+        vb._write(native.Device.patch_reply(req, out, us))
+
+    def stream(self, scores: bool, patches: bool) -> None:
+        self.vb.stream_scores, self.vb.stream_patches = scores, patches
+
+    def detector_get(self) -> tuple[DetectorConfig, int]:
+        self._model()
+        return DetectorConfig(**asdict(self.vb.det_cfg)), self.vb.n_classes
+
+    def detector_set(self, settings: DetectorConfig) -> None:
+        vb = self.vb
+        with vb.plock:
+            vb.det_cfg = settings
+            vb.detector = make_detector(settings, vb.quant[2], vb.quant[3])
+
+    def bench(self, id: int, n: int) -> None:
+        vb, model = self.vb, self._model()
+        patch = vb.last_patch if vb.last_patch is not None else np.zeros((96, 64), np.int8)
+        times = []
+        with vb.plock:
+            for _ in range(n):
+                t0 = time.perf_counter()
+                model.run_int8(patch)
+                times.append(round((time.perf_counter() - t0) * 1e6))
+        vb._write(native.Device.bench_reply(id, times, clock="host"))
+
+    def reset(self) -> None:
+        threading.Thread(target=self.vb._reboot, daemon=True).start()
