@@ -23,6 +23,9 @@ from ..outputs import check_dir
               help="Console for logs and commands: the S3's own USB (usb-serial-jtag, the default) or UART0.")
 @click.option("--storage", type=click.Choice(["spiffs", "partition"]), default=None,
               help="Model in a SPIFFS file (copied to PSRAM) or a raw partition (memory-mapped).")
+@click.option("--model-place", type=click.Choice(["auto", "psram", "flash"]), default=None,
+              help="Raw partition: copy the model into PSRAM at boot (faster Invoke) or read it memory-mapped from "
+                   "flash; auto (default): the copy when model + arena fit the PSRAM.")
 @click.option("--flash-size", default=None, help="Override the board's flash size (e.g. 8MB).")
 @click.option("--app-size", default=None, help="Factory app partition size (multiple of 64K, default 2M).")
 @click.option("--mic", "mic_type", type=click.Choice(["i2s", "pdm"]), default=None,
@@ -41,7 +44,8 @@ from ..outputs import check_dir
 
 
 def gen_cmd(model_json: str, config_path: str | None, profile: str | None, console: str | None,
-            storage: str | None, flash_size: str | None, app_size: str | None, mic_type: str | None,
+            storage: str | None, model_place: str | None, flash_size: str | None, app_size: str | None,
+            mic_type: str | None,
             pins: tuple[str, ...], classes: tuple[str, ...], threshold: float | None, window: int | None,
             min_count: int | None, refractory_ms: int | None, arena_margin: int | None, firmware_dir: str) -> None:
     """Generate the firmware's headers, partition table, sdkconfig.defaults and model image."""
@@ -54,7 +58,7 @@ def gen_cmd(model_json: str, config_path: str | None, profile: str | None, conso
         raise UserError(f"--config {config_path} is not a regular file; pass a yamflash.toml.")
     cfg = gen.load_config(config_path)
     for attr, value in (("profile", profile), ("console", console), ("storage", storage),
-                        ("arena_margin_pct", arena_margin)):
+                        ("model_place", model_place), ("arena_margin_pct", arena_margin)):
         if value is not None:
             setattr(cfg, attr, value)
     if flash_size:
@@ -82,12 +86,13 @@ def gen_cmd(model_json: str, config_path: str | None, profile: str | None, conso
         click.echo(f"  removed   {Path(firmware_dir) / rel}")
     mp = p.model_partition
     where = "SPIFFS" if p.storage == "spiffs" else "a raw"
+    read = "copied into PSRAM at boot" if p.model_place == "psram" else "memory-mapped"
     need = p.arena_need
     assert need is not None
     click.echo(f"{p.profile.name}: {len(p.ops)} ops, arena {p.arena_bytes:,} bytes in {p.arena_where} (chip needs "
                f"{need.bytes:,}: {'measured' if need.measured else 'a bound, not measured'}), "
                f"model {len(p.model):,} bytes "
-               f"in {where} partition of {mp.size:,} at 0x{mp.offset:x} ({p.flash_size >> 20} MB flash); "
+               f"in {where} partition of {mp.size:,} at 0x{mp.offset:x} ({p.flash_size >> 20} MB flash), {read}; "
                f"{len(r.written)} file(s) written, {len(r.unchanged)} unchanged.")
 
 
