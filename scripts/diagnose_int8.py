@@ -1,6 +1,6 @@
 """Where a converted INT8 YAMNet loses fidelity: per-tensor ablations in the batched simulator.
 
-For a model made by ``yamflash convert`` (default: the eq-round model bench_convert.py writes), on the
+For a model made by ``yamflash convert`` (default: the eq-clip model bench_convert.py writes), on the
 same held-out ESC-50 patches as bench_convert.py, against the float model:
 
 1. every activation tensor left in float while all else stays int8 (which tensor costs most);
@@ -10,7 +10,7 @@ same held-out ESC-50 patches as bench_convert.py, against the float model:
 Writes build/bench/int8_diagnosis.json and prints a table (simulated: TFLite Micro agrees with the
 simulator to within a few patches, see bench_convert.py).
 
-    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/diagnose_int8.py [--model build/bench/eq-round.tflite]
+    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/diagnose_int8.py [--model build/bench/eq-clip.tflite]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def variants(tf: Any) -> dict[str, Callable[[Any, Any], Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(ROOT / "build" / "bench" / "eq-round.tflite"))
+    ap.add_argument("--model", default=str(ROOT / "build" / "bench" / "eq-clip.tflite"))
     ap.add_argument("--weights", default=str(DATA / "models" / "yamnet_keras_drq_logmel_out.tflite"))
     ap.add_argument("--calib-dir", default=str(DATA / "audio" / "esc50-16k-dev" / "audio"))
     ap.add_argument("--out", default=str(ROOT / "build" / "bench" / "int8_diagnosis.json"))

@@ -356,7 +356,7 @@ def test_generated_headers_boot_on_the_chip_build_as_gen_planned(chip, tmp_path,
     so, _ = chip_arena.build_app(tmp_path / "fw" / "main" / "generated")  # the real generated headers
     prof = profiles.get(profile)
     it = chip_arena.ChipInterpreter(so, chip["model"], prof.internal_free, prof.psram_bytes,
-                                    psram_taken=len(chip["model"]) if storage == "spiffs" else 0)
+                                    psram_taken=len(chip["model"]) if r.plan.model_place == "psram" else 0)
     assert it.init() == 0, it.err
     assert it.info() | {"in_bytes": 0, "out_bytes": 0} == {
         "size": r.plan.arena_bytes, "used": chip["measured"]["chip_espnn"], "where": r.plan.arena_where,

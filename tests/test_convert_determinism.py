@@ -34,6 +34,13 @@ def test_same_inputs_give_the_same_bytes(drq_model: Path, esc50_dir: Path, class
         outs.append(out)
     assert (outs[0] / "model.tflite").read_bytes() == (outs[1] / "model.tflite").read_bytes()
     reports = [json.loads((o / "model.json").read_text()) for o in outs]
+    # the default recipe, every stage of it, ran: its per-channel clip search is covered too
+    assert reports[0]["calibration"]["recipe"] == "eq-clip"
+    assert len(reports[0]["calibration"]["channel_clipping"]["tensors"]) == 13
+    from yamflash.quant.flatbuffer import BUFFER_ALIGN, buffer_data_offsets
+
+    offsets = buffer_data_offsets((outs[0] / "model.tflite").read_bytes())
+    assert offsets and all(o % BUFFER_ALIGN == 0 for o in offsets.values())
     for r in reports:  # wall-clock times are the only fields allowed to differ
         for field in TIMING_FIELDS:
             r.pop(field, None)

@@ -70,12 +70,13 @@ def test_chunked_copy_reports_a_short_read(sha_exe: Path, tmp_path: Path) -> Non
 # ---- yf_tasks.c and yf_model_store.c with stand-ins -------------------------------------------------
 
 
-def driver(tmp: Path, storage: str) -> tuple[Path, Path]:
+def driver(tmp: Path, storage: str, place: str | None = None) -> tuple[Path, Path]:
     why = harness.missing_sdk()
     if why:
         pytest.skip(f"firmware on the host: {why}")
     model = make_model(tmp / "model")  # 200,000 bytes: four 64 KiB chunks
-    return harness.build_driver(harness.Variant("esp32s3-n16r8", "usb-serial-jtag", "i2s", storage), model, tmp)
+    return harness.build_driver(harness.Variant("esp32s3-n16r8", "usb-serial-jtag", "i2s", storage, place), model,
+                                tmp)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,12 @@ def spiffs_driver(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 
 @pytest.fixture(scope="module")
 def partition_driver(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return driver(tmp_path_factory.mktemp("drv-partition"), "partition")
+    return driver(tmp_path_factory.mktemp("drv-partition"), "partition", "flash")
+
+
+@pytest.fixture(scope="module")
+def partition_copy_driver(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return driver(tmp_path_factory.mktemp("drv-partition-copy"), "partition")  # gen's default on the N16R8
 
 
 def fields(out: str) -> dict[str, str]:
@@ -137,3 +143,23 @@ def test_partition_model_is_hashed_by_esp_idf_in_place(partition_driver: tuple[P
     (tmp_path / "bad.bin").write_bytes(bytes(bad))
     out = fields(run([str(exe), "load", str(tmp_path / "bad.bin")]))
     assert out["rc"] == "-1" and "does not match" in out["err"]
+
+
+def test_partition_model_is_hashed_in_flash_then_copied_into_psram(partition_copy_driver: tuple[Path, Path],
+                                                                    tmp_path: Path) -> None:
+    # Issue 14: --model-place psram (gen's default where model + arena fit): the flash bytes are hashed by
+    # ESP-IDF as before, then copied into PSRAM in 64 KiB chunks with a one-tick yield after each.
+    exe, fw = partition_copy_driver
+    assert "#define YF_MODEL_COPY_TO_PSRAM 1" in (fw / "main" / "generated" / "yf_model_params.h").read_text()
+    image = fw / "model" / "model_partition.bin"
+    model_bytes = image.stat().st_size - 64
+    out = fields(run([str(exe), "load", str(image)]))
+    assert (out["rc"], out["where"], out["bytes"], out["offset"]) == ("0", "psram", str(model_bytes), "-1")
+    chunks = -(-model_bytes // CHUNK)
+    assert out["trace"].split() == [f"H{0x410000 + 64},{model_bytes}"] + ["D1"] * chunks
+    bad = bytearray(image.read_bytes())
+    bad[64 + model_bytes // 2] ^= 1
+    (tmp_path / "bad.bin").write_bytes(bytes(bad))
+    out = fields(run([str(exe), "load", str(tmp_path / "bad.bin")]))
+    assert out["rc"] == "-1" and "does not match" in out["err"] and out["trace"].split() == [
+        f"H{0x410000 + 64},{model_bytes}"]  # refused before any copy

@@ -106,6 +106,9 @@ def test_set_ranges_round_trips_and_runs_in_tflm(patches: np.ndarray) -> None:
     micro = MicroModel(out)
     assert micro.output_quant == pytest.approx((1 / 256, -128))
     assert micro.input_quant[0] == pytest.approx(12.3 / 255, rel=1e-4)
+    from yamflash.quant.flatbuffer import BUFFER_ALIGN, buffer_data_offsets
+
+    assert all(o % BUFFER_ALIGN == 0 for o in buffer_data_offsets(out).values())  # as TF's converter aligns
     scores = micro.run(patches[:1])
     assert scores.shape == (1, 521) and np.all((scores >= 0) & (scores <= 1))
 
@@ -229,8 +232,9 @@ def test_relu6_weights_take_the_recipe_without_equalization(patches: np.ndarray,
     w = random_weights()
     w6 = YamnetWeights(w.kernels, w.biases, "relu6")
     calib = np.random.default_rng(3).normal(-3, 2, (12, 96, 64)).astype(np.float32)
-    tfl, desc = convert_int8(w6, calib, log=lambda m: None, recipe="eq-round", stats_patches=12, tune_patches=12)
-    assert desc["recipe"] == "eq-round" and desc["equalization"] == {"skipped": "ReLU6 weights"}
+    tfl, desc = convert_int8(w6, calib, log=lambda m: None, recipe="eq-clip", stats_patches=12, tune_patches=12)
+    assert desc["recipe"] == "eq-clip" and desc["equalization"] == {"skipped": "ReLU6 weights"}
+    assert "skipped" in desc["channel_clipping"]  # a channel rescale would move ReLU6's cap
     ranges = read_ranges(tfl)
     assert np.all(ranges[1:28, 1] <= 6.0 + 6.0 / 255)  # ReLU6 outputs never need more
     got = MicroModel(tfl).run(patches)

@@ -1,5 +1,6 @@
 /* Model storage glue: esp_spiffs.h + stdio + heap_caps (SPIFFS -> PSRAM, read and hashed in chunks) or
- * esp_partition.h (mmap) + bootloader_common.h (sha256 of the mapped flash, hardware SHA).
+ * esp_partition.h (mmap) + bootloader_common.h (sha256 of the mapped flash, hardware SHA), the mapped model
+ * then used in place or, with YF_MODEL_COPY_TO_PSRAM, copied into PSRAM.
  * No mbedtls call: its legacy mbedtls_sha256() is gone from ESP-IDF 6.0's app API. */
 #include "yf_model_store.h"
 
@@ -110,6 +111,11 @@ done:
     return rc;
 }
 #else
+#ifndef YF_MODEL_COPY_TO_PSRAM
+#define YF_MODEL_COPY_TO_PSRAM 0 /* headers generated before the option: memory-mapped */
+#endif
+#define YF_COPY_CHUNK (64 * 1024)
+
 /* Raw image header, little-endian (host/yamflash/target/partitions.py MODEL_IMAGE_HEADER). */
 typedef struct {
     char magic[8];
@@ -165,6 +171,31 @@ int yf_model_load(yf_model_t *out, char *err, size_t cap)
         goto fail;
     }
     const uint8_t *model = (const uint8_t *)map + h.header_bytes;
+#if YF_MODEL_COPY_TO_PSRAM
+    /* gen --model-place psram (its default where model + arena fit the PSRAM): weights read through the
+     * data cache from octal PSRAM instead of QIO flash, a faster Invoke by the chip estimate (README, "Chip
+     * layout"). Copied in chunks with a yield after each, as the SPIFFS load does, so IDLE0 keeps feeding the
+     * task watchdog; the sha256 was checked on the flash bytes above; the mapping is released after. */
+    uint8_t *copy = heap_caps_aligned_alloc(16, h.model_bytes, MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT);
+    if (copy == NULL) {
+        snprintf(err, cap, "cannot allocate %u bytes of PSRAM for the model copy (largest free block %u); "
+                 "regenerate with --model-place flash", (unsigned)h.model_bytes,
+                 (unsigned)heap_caps_get_largest_free_block(MALLOC_CAP_SPIRAM));
+        goto fail;
+    }
+    for (size_t off = 0; off < h.model_bytes; off += YF_COPY_CHUNK) {
+        const size_t n = h.model_bytes - off < YF_COPY_CHUNK ? h.model_bytes - off : YF_COPY_CHUNK;
+        memcpy(copy + off, model + off, n);
+        vTaskDelay(1);
+    }
+    esp_partition_munmap(handle);
+    out->data = copy;
+    out->bytes = h.model_bytes;
+    out->where = "psram";
+    ESP_LOGI(TAG, "model: %u bytes from partition '%s' at 0x%x copied into PSRAM, sha256 ok", (unsigned)h.model_bytes,
+             p->label, (unsigned)p->address);
+    return 0;
+#endif
     out->data = model; /* stays mapped for the life of the firmware */
     out->bytes = h.model_bytes;
     out->where = "flash-mmap";

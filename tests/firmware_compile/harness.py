@@ -289,10 +289,12 @@ class Variant:
     console: str
     mic: str
     storage: str
+    model_place: str | None = None  # gen's --model-place; None: gen's choice (PSRAM copy on the N16R8)
 
     @property
     def name(self) -> str:
-        return f"{self.profile}/{self.console}/{self.mic}/{self.storage}"
+        place = f"/{self.model_place}" if self.model_place else ""
+        return f"{self.profile}/{self.console}/{self.mic}/{self.storage}{place}"
 
     @property
     def slug(self) -> str:
@@ -439,7 +441,7 @@ def prepare(variant: Variant, manifest: Path, work: Path) -> tuple[Path, Path, d
 
     fw = copy_firmware(work / variant.slug / "firmware")
     cfg = gen.GenConfig(profile=variant.profile, console=variant.console, storage=variant.storage,
-                        mic=gen.MicConfig(type=variant.mic))
+                        model_place=variant.model_place, mic=gen.MicConfig(type=variant.mic))
     try:
         gen.generate(manifest, cfg, fw)
     except UserError as exc:  # a variant gen refuses for this model cannot be compiled: say which and why

@@ -37,6 +37,21 @@ def compare(ref: np.ndarray, test: np.ndarray) -> dict[str, Any]:
     }
 
 
+def label_hits(scores: np.ndarray, clip: np.ndarray, targets: dict[int, set[int]]) -> dict[str, Any]:
+    """What a user sees: per clip, the mean of its patches' scores; a hit when the top-1 (top-5) class is one of
+    the clip's target classes. ``clip``: clip index per patch; ``targets``: clip index -> accepted class indices
+    (clips without an entry are not counted)."""
+    scores = np.asarray(scores, np.float64)
+    top1 = top5 = 0
+    for c, want in sorted(targets.items()):
+        mean = scores[clip == c].mean(0)
+        order = np.argsort(-mean, kind="stable")
+        top1 += int(order[0] in want)
+        top5 += int(bool(set(order[:5].tolist()) & want))
+    n = len(targets)
+    return {"clips": n, "top1": round(top1 / max(n, 1), 4), "top5": round(top5 / max(n, 1), 4)}
+
+
 def table(metrics: dict[str, Any], title: str = "INT8 (TFLite Micro) vs float YAMNet") -> str:
     rows = [(k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))]
     w = max(len(k) for k, _ in rows)

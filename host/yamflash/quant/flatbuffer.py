@@ -45,8 +45,6 @@ def _affine(lo: float, hi: float) -> tuple[float, int]:
 def set_ranges(tflite: bytes, ranges: np.ndarray, biases: list[np.ndarray]) -> bytes:
     """Return the model with activation ranges ``ranges`` [30, 2] and biases re-quantized from float
     ``biases`` (one per weighted op, graph order) for the new input scales."""
-    import flatbuffers
-
     fm = FlatModel(tflite)
     ids, weighted = graph_tensors(fm)
     for t, tids in enumerate(ids):
@@ -72,9 +70,79 @@ def set_ranges(tflite: bytes, ranges: np.ndarray, biases: list[np.ndarray]) -> b
         bt.quantization.scale = [float(x) for x in bscale]
         bt.quantization.zeroPoint = [0] * len(bias)
         fm.model.buffers[bt.buffer].data = np.frombuffer(q32.tobytes(), np.uint8)
-    b = flatbuffers.Builder(len(tflite) + 4096)
-    b.Finish(fm.model.Pack(b), file_identifier=b"TFL3")
+    return pack_model(fm)
+
+
+BUFFER_ALIGN = 16  # what TensorFlow's converter gives constant buffers; SIMD loads of filters rely on it
+
+
+class _AlignedBuffer:
+    """Packs one Buffer like the generated ``BufferT.Pack`` but with its data vector aligned to BUFFER_ALIGN.
+
+    The generated object API writes uint8 vectors with 1-byte alignment, so after a round trip filter data
+    landed wherever the 4-byte length prefix left it (offsets 12 mod 16 in model.tflite)."""
+
+    def __init__(self, buf: Any, schema: Any):
+        self.buf, self.s = buf, schema
+
+    def Pack(self, builder: Any) -> int:  # noqa: N802 - the generated API's method name
+        data = self.buf.data
+        if data is None or len(data) == 0:
+            return int(self.buf.Pack(builder))
+        payload = np.asarray(data, np.uint8).tobytes()
+        builder.StartVector(1, len(payload), BUFFER_ALIGN)
+        builder.head -= len(payload)
+        builder.Bytes[builder.head:builder.head + len(payload)] = payload
+        vec = builder.EndVector()
+        self.s.BufferStart(builder)
+        self.s.BufferAddData(builder, vec)
+        self.s.BufferAddOffset(builder, self.buf.offset)
+        self.s.BufferAddSize(builder, self.buf.size)
+        return int(self.s.BufferEnd(builder))
+
+
+def pack_model(fm: FlatModel) -> bytes:
+    """Serialize a (modified) model with every constant buffer's data at a multiple of BUFFER_ALIGN bytes."""
+    import flatbuffers
+
+    model = fm.model
+    saved = model.buffers
+    model.buffers = [_AlignedBuffer(b, fm.s) for b in saved]
+    try:
+        b = flatbuffers.Builder(sum(len(x.data) for x in saved if x.data is not None) + 65536)
+        b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    finally:
+        model.buffers = saved
     return bytes(b.Output())
+
+
+def inline_buffers(tflite: bytes) -> bytes:
+    """A model whose constant data sits after the flatbuffer (Buffer.offset/size, as ai-edge-quantizer writes
+    it) rewritten with the data inside, which is all TFLite Micro reads: it silently takes such buffers as empty
+    (all weights zero, every score 0.5). Models without such buffers come back unchanged."""
+    fm = FlatModel(tflite)
+    moved = 0
+    for buf in fm.model.buffers:
+        if buf.offset and buf.offset > 1:  # 1 is the converter's "no data" marker
+            if buf.offset + buf.size > len(tflite):
+                raise UserError("a constant buffer points past the end of the model file; the file is truncated")
+            buf.data = np.frombuffer(tflite[buf.offset:buf.offset + buf.size], np.uint8)
+            buf.offset, buf.size = 0, 0
+            moved += 1
+    return pack_model(fm) if moved else tflite
+
+
+def buffer_data_offsets(tflite: bytes) -> dict[int, int]:
+    """Byte offset of each non-empty buffer's data in the file (buffer index -> offset)."""
+    s = FlatModel(tflite).s
+    m = s.Model.GetRootAs(tflite, 0)
+    out = {}
+    for i in range(m.BuffersLength()):
+        buf = m.Buffers(i)
+        o = buf._tab.Offset(4)  # field 0 (data): vtable slot 4
+        if o and buf.DataLength():
+            out[i] = int(buf._tab.Vector(o))
+    return out
 
 
 def read_ranges(tflite: bytes) -> np.ndarray:

@@ -25,7 +25,7 @@ from ..manifest import load as load_manifest
 from ..manifest import write_all
 from ..protocol_spec import DetectorSettings
 from ..protocol_spec import load as _spec
-from . import arena, partitions, profiles
+from . import arena, layout, partitions, profiles
 
 TEMPLATES = Path(str(resources.files(__package__).joinpath("templates")))  # package data, in a wheel too
 GENERATOR = f"yamflash {__version__}"
@@ -67,6 +67,7 @@ class GenConfig:
     profile: str = "esp32s3-n16r8"
     console: str | None = None  # None: the profile's default
     storage: str | None = None
+    model_place: str | None = None  # raw partition: "psram" (copied at boot) | "flash" (mmap); None: layout.py
     flash_size: int | None = None  # None: the profile's
     app_size: int = DEFAULT_APP_SIZE
     table_offset: int = partitions.DEFAULT_TABLE_OFFSET
@@ -100,7 +101,7 @@ def load_config(path: str | Path | None) -> GenConfig:
     board, mic, det, model = (data.get(k, {}) for k in ("board", "mic", "detector", "model"))
     _take(cfg, board, path, "board", profile=str, console=str, flash_size=partitions.parse_size,
           app_size=partitions.parse_size, table_offset=partitions.parse_size, uart_baud=int)
-    _take(cfg, model, path, "model", storage=str, arena_margin_pct=int)
+    _take(cfg, model, path, "model", storage=str, model_place=str, arena_margin_pct=int)
     _take(cfg.detector, det, path, "detector", classes=list, threshold=float, window=int, min_count=int,
           refractory_ms=int)
     mic = dict(mic)
@@ -137,6 +138,7 @@ class Plan:
     parts: list[partitions.Partition]
     arena_need: arena.ChipNeed | None = None  # the chip's need (measured, or the labelled bound)
     arena_where: str = "psram"  # where AllocArena puts it: "internal" | "psram"
+    model_place: str = "flash"  # where the firmware reads the model: "psram" (a copy) | "flash" (memory-mapped)
 
     @property
     def model_partition(self) -> partitions.Partition:
@@ -313,11 +315,12 @@ def make_plan(manifest_path: str | Path, cfg: GenConfig) -> Plan:
     arena_bytes = arena.size(need, cfg.arena_margin_pct)
     where = arena.placement(arena_bytes, prof)
     arena.check_ram(prof, storage, len(model), arena_bytes, where)
+    place = layout.model_place(prof, storage, cfg.model_place, len(model), arena_bytes, where)
     return Plan(
         manifest=m, model=model, profile=prof, cfg=cfg, console=console, storage=storage, flash_size=flash,
         ops=resolve_ops(m["ops"]), det_classes=resolve_classes(cfg.detector.classes, m["labels"]),
         pins={k: pins[k] for k in MIC_PINS[cfg.mic.type]},
-        arena_bytes=arena_bytes, arena_need=need, arena_where=where,
+        arena_bytes=arena_bytes, arena_need=need, arena_where=where, model_place=place,
         parts=plan_layout(prof, storage, len(model), cfg.app_size, cfg.table_offset, flash),
     )
 
@@ -374,6 +377,7 @@ def context(plan: Plan) -> dict[str, Any]:
     return {
         "generator": GENERATOR, "model_sha256": m["model"]["sha256"], "model_bytes": len(plan.model),
         "m": m, "fe": PARAMS, "profile": plan.profile, "console": plan.console, "storage": plan.storage,
+        "model_place": plan.model_place,
         "flash_size": plan.flash_size, "flash_size_mb": plan.flash_size // profiles.MB,
         "ops": plan.ops, "labels": m["labels"], "det": plan.cfg.detector, "det_classes": plan.det_classes,
         "mic": plan.cfg.mic, "pins": plan.pins, "uart_baud": plan.cfg.uart_baud,
@@ -441,6 +445,7 @@ def stamp(plan: Plan) -> dict[str, Any]:
         # chip's arena need (what AllocateTensors will use), whether it was measured, and where it goes.
         "arena_measured": _need(plan).bytes, "arena_chip_measured": _need(plan).measured,
         "arena_where": plan.arena_where, "arena_host": int(plan.manifest["arena_bytes"]),
+        "model_place": plan.model_place,
         "labels": list(plan.manifest["labels"]),
         "detector": asdict(plan.cfg.detector) | {"classes": plan.det_classes},
     }
