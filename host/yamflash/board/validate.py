@@ -118,8 +118,11 @@ class Reference:
         return float_scores(self.float_model, patches)
 
 
-def load_reference(model_dir: str | Path, with_float: bool = True) -> Reference:
-    """model.json + model.tflite from ``model_dir``; the float YAMNet from the weights the manifest names."""
+def load_reference(model_dir: str | Path, with_float: bool = True,
+                   reference_model: str | Path | None = None) -> Reference:
+    """model.json + model.tflite from ``model_dir``; the float YAMNet from the weights the manifest names.
+    ``reference_model``: another .tflite the host runs instead (e.g. the model before convert's bit-exact chip
+    rewrites, target/layout.py), with the same input and output quantization."""
     from .. import manifest as mf
     from ..model.tflm import MicroModel
 
@@ -129,7 +132,17 @@ def load_reference(model_dir: str | Path, with_float: bool = True) -> Reference:
     if not path.is_file():
         raise UserError(f"{path} is missing; run `yamflash convert --out {d}` again.")
     data = path.read_bytes()
-    ref = Reference(m, data, MicroModel(data), labels=list(m.get("labels") or []))
+    micro = MicroModel(data)
+    if reference_model is not None:
+        try:
+            other = MicroModel(Path(reference_model).read_bytes())
+        except OSError as exc:
+            raise UserError(f"--reference-model {reference_model}: {exc.strerror}; pass a .tflite file.") from None
+        if (other.input_quant, other.output_quant) != (micro.input_quant, micro.output_quant):
+            raise UserError(f"--reference-model {reference_model} quantizes its input/output differently from "
+                            f"{path}; it cannot be the same model before rewrites.")
+        micro = other
+    ref = Reference(m, data, micro, labels=list(m.get("labels") or []))
     n_out = int(ref.micro.out["shape"][-1])
     if len(ref.labels) != n_out:
         ref.labels = [f"class_{i}" for i in range(n_out)]
@@ -269,9 +282,9 @@ def overall(clips: list[ClipData], ref: Reference) -> dict[str, Any]:
 
 
 def validate(board: Any, model_dir: str | Path, audio: Sequence[str | Path], plot_dir: str | Path | None = None,
-             with_float: bool = True, say: Any = None) -> dict[str, Any]:
+             with_float: bool = True, say: Any = None, reference_model: str | Path | None = None) -> dict[str, Any]:
     """Run every clip through the board and the host; per-clip and overall metrics (and PNGs when asked)."""
-    ref = load_reference(model_dir, with_float)
+    ref = load_reference(model_dir, with_float, reference_model)
     info = board.info()
     want = ref.manifest.get("model", {}).get("sha256")
     if want and info.get("model_sha256") != want:
@@ -291,6 +304,7 @@ def validate(board: Any, model_dir: str | Path, audio: Sequence[str | Path], plo
             rows[-1]["png"] = str(clip_figure(c, ref, Path(plot_dir) / f"{Path(f).stem}.png"))
     return {"schema": 1, "kind": "yamflash-validate", "board": info.get("board"), "clock": info.get("clock"),
             "fw": info.get("fw"), "model_sha256": info.get("model_sha256"), "model_dir": str(model_dir),
+            "reference_model": str(reference_model) if reference_model else None,
             "float_note": ref.float_note or None, "clips": rows, "overall": overall(clips, ref)}
 
 

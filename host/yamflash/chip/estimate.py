@@ -365,11 +365,50 @@ def estimate(path: str | Path, measure_arena: bool = True, layout: Layout = FIRM
         "layouts": [_layout_row(layers, gen, lo, name) for name, lo in candidate_layouts(layout)],
         "rewrites": rewrites(layers, gen, layout),
         "internal_arena_budget": INTERNAL_ARENA_BUDGET,
+        "chip_layout": recorded_layout(path),
         "basis": "ESP32-S3 @ 240 MHz, esp-tflite-micro 1.3.7 + esp-nn " + gen + " dispatch; compute fitted on "
                  + TABLE_SOURCE[gen] + "; memory from ESP-IDF's MSPI transaction phases; held-back checks: "
                  "python scripts/bench_estimate.py",
         "clock": "estimate",
     }
+
+
+PUBLISHED_PORT = "published ESP32-S3 YAMNet port (arena + model in PSRAM): 500-650 ms, p95 508 ms"
+
+
+def recorded_layout(path: str | Path) -> dict[str, Any] | None:
+    """The chip layout `convert` chose and recorded in the model.json beside ``path`` (target/layout.py), when
+    that model.json describes exactly this file: rewrites applied, the estimate per board, the unrewritten one."""
+    import hashlib
+    import json
+
+    p = Path(path)
+    try:
+        m = json.loads((p.parent / "model.json").read_text())
+        if m["model"]["sha256"] != hashlib.sha256(p.read_bytes()).hexdigest():
+            return None
+        lay = m["layout"]
+        return {"rewrite": lay["rewrite"], "chosen": lay["chosen"], "unrewritten": lay["unrewritten"],
+                "bit_exact_check": lay["bit_exact_check"], "chip_arena_measured": (m.get("arena") or {})
+                .get("chip_espnn"), "published": PUBLISHED_PORT}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def layout_lines(lay: dict[str, Any]) -> list[str]:
+    """The recorded chip layout as text (inspect --estimate, bench --estimate)."""
+    chk = lay["bit_exact_check"]
+    exact = (f"bit-exact on {chk['patches']} real patches in TFLite Micro" if chk.get("identical")
+             else "no rewrite" if not chk.get("patches") else "check failed: unrewritten")
+    out = [f"  chip layout chosen by convert (model.json): {lay['rewrite']} ({exact})"]
+    for board, c in lay["chosen"].items():
+        out.append(f"    {board:<14} {c['layout']:<34} ~{c['invoke_ms']:.0f} ms per Invoke, real-time factor "
+                   f"{c['invoke_ms'] / 1000 / PATCH_HOP_S:.2f}")
+    u = lay["unrewritten"]
+    arena = f"; chip arena measured {lay['chip_arena_measured']:,} B" if lay.get("chip_arena_measured") else ""
+    out.append(f"    as converted, unrewritten: ~{u['invoke_ms']:.0f} ms ({u['layout']}){arena}")
+    out.append(f"    for comparison: the {lay['published']}")
+    return out
 
 
 # ---- layouts and rewrites (what-ifs on shapes; convert's output is not changed) ---------------------------
@@ -519,9 +558,12 @@ def render(est: dict[str, Any], per_layer: bool = False) -> str:
     for r in est["layouts"]:
         lines.append(f"    {r['name']:<40} {r['invoke_ms']:7.0f} ms  arena ~{r['arena_estimate']:>9,} B"
                      + ("" if r["fits"] else f"  does not fit: {r['why_not']}"))
+    if est.get("chip_layout"):
+        lines += layout_lines(est["chip_layout"])
     best = [r for r in est.get("rewrites", []) if r["fits"]][:4]
     if best:
-        lines.append("  what-if graph rewrites (bit-exact in intent, not applied by convert; fastest that fit):")
+        lines.append(f"  what-if graph rewrites on this graph's shapes (internal RAM budget assumed "
+                     f"{INTERNAL_ARENA_BUDGET // 1024} KB; fastest that fit):")
         for r in best:
             lines.append(f"    {r['rewrite']:<42} {r['name']:<34} {r['invoke_ms']:6.0f} ms  "
                          f"arena ~{r['arena_estimate']:,} B")

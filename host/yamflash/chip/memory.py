@@ -62,10 +62,11 @@ OCTAL_PSRAM = Bus("octal PSRAM 80 MHz DTR", read_fixed=1 + 2 + 18 + 3 + 3, write
 QUAD_PSRAM = Bus("quad PSRAM 80 MHz", read_fixed=2 + 6 + 6 + 2, write_fixed=2 + 6 + 2, bytes_per_clock=0.5)
 QIO_FLASH = Bus("QIO flash 80 MHz", read_fixed=8 + 6 + 6 + 1, write_fixed=None, bytes_per_clock=0.5)
 
-# Largest block of internal RAM the firmware can give the arena. Assumption, not a measurement: the S3 has
-# 512 KB of SRAM (ESP32-S3 datasheet, "Internal memory"); ESP-IDF, the 64 KB data cache, the FreeRTOS tasks
-# and yamflash's audio buffers leave roughly this much in one block. chip_arena's measurement replaces it.
-INTERNAL_ARENA_BUDGET = 256 * 1024
+# Largest block of internal RAM the firmware can give the arena, the rule the firmware and gen apply: the
+# largest free internal block at start-up, 196,608 B in public heap dumps of S3 apps with PSRAM
+# (target/profiles.py INTERNAL_FREE_S3), minus the 64 KiB yf_inference.cpp keeps for stacks and drivers
+# (kInternalReserve; target/arena.py INTERNAL_RESERVE). Not measured on a board.
+INTERNAL_ARENA_BUDGET = 196_608 - 64 * 1024
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,9 @@ def ports_cmd(as_json: bool) -> None:
 @click.option("--out", "out_path", default=None, help="Also write the JSON report here.")
 @click.option("--plots", "plot_dir", default=None, help="Write one PNG per clip into this folder.")
 @click.option("--no-float", is_flag=True, help="Skip the float-model comparison (no TensorFlow needed).")
+@click.option("--reference-model", default=None, metavar="TFLITE",
+              help="Compare the board's int8 outputs with this .tflite on the host instead of --model-dir's "
+                   "(e.g. the model before convert's bit-exact chip rewrites).")
 @click.option("--fail-under", "gates", multiple=True, metavar="SECTION.METRIC=VALUE",
               help="CI gate, repeatable, e.g. patch.bit_exact=1 or float.top1=0.8 (error metrics such as "
                    "rmse or max_lsb fail when over VALUE).")
@@ -164,8 +167,8 @@ def ports_cmd(as_json: bool) -> None:
 
 
 def validate_cmd(port: str | None, baud: int | None, profile: str | None, audio: tuple[str, ...], model_dir: str,
-                 as_json: bool, out_path: str | None, plot_dir: str | None, no_float: bool, gates: tuple[str, ...],
-                 sim_flash: str) -> None:
+                 as_json: bool, out_path: str | None, plot_dir: str | None, no_float: bool,
+                 reference_model: str | None, gates: tuple[str, ...], sim_flash: str) -> None:
     """Compare the board's outputs with the host (TFLite Micro and the float model) on real audio."""
     import sys
 
@@ -183,7 +186,8 @@ def validate_cmd(port: str | None, baud: int | None, profile: str | None, audio:
     files = v.audio_files(audio)
     with v.open_board(port, sim_flash, baud=baud) as board:
         report = v.validate(board, model_dir, files, plot_dir, with_float=not no_float,
-                            say=None if as_json else lambda s: click.echo(s, err=True))
+                            say=None if as_json else lambda s: click.echo(s, err=True),
+                            reference_model=reference_model)
     if not report["overall"].get("patches"):  # a report of nothing must not pass a CI gate
         raise UserError("nothing was compared: every clip is shorter than one patch (0.975 s); pass longer audio.")
     if out_path:
