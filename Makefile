@@ -51,7 +51,7 @@ test-c: $(YF_CORE_SRCS) $(wildcard $(YF_CORE_INC)/*.h) tests/c/test_core.c
 
 test: lint test-c test-py test-fuzz
 
-# ---- fuzzing (issue 12): yf_core's protocol decoders under libFuzzer + ASan/UBSan (gcc's sanitizers and random
+# ---- fuzzing: yf_core's protocol decoders under libFuzzer + ASan/UBSan (gcc's sanitizers and random
 # mutations where clang is missing), then C vs Python on the same kind of input; any crash, sanitizer report or
 # disagreement fails. FUZZ_SECONDS is for each of the two; `make test` runs 30 + 30 s. Figures: build/fuzz/report.json.
 FUZZ_SECONDS ?= 300
@@ -69,7 +69,7 @@ convert: venv
 clean:
 	rm -rf build
 
-# ---- flash, monitor, demo and the HIL suite (issue 4) ---------------------------------------------------
+# ---- flash, monitor, demo and the HIL suite ------------------------------------------------------------
 # BOARD: build profile (esp32s3-n16r8, esp32s3-n8r2, sim); PORT: auto, sim or a serial device (unset: yamflash's
 # default, i.e. $ESPPORT, else auto; sim for BOARD=sim).
 BOARD ?= esp32s3-n16r8

@@ -12,6 +12,7 @@ import pytest
 from esptool.util import FatalError
 from yamflash.board import flash as fl
 from yamflash.board import ports
+from yamflash.board.connect import SimTarget
 from yamflash.errors import UserError
 from yamflash.target import partitions as P
 
@@ -184,13 +185,13 @@ def test_sim_skip_is_decided_by_the_flash_files_bytes(tmp_path):
     fl.flash_sim(plan, flash_file)
     assert fl.sim_differs(plan, flash_file) == []
     said: list[str] = []
-    fl.flash_sim_cli(plan, flash_file, False, said.append)
+    SimTarget(flash_file).flash(plan, False, said.append)
     assert "nothing to do" in said[-1]
     raw = bytearray(flash_file.read_bytes())
     raw[0x110000 + 100] ^= 1  # same firmware and model names, different bytes: the model goes again
     flash_file.write_bytes(bytes(raw))
     said.clear()
-    fl.flash_sim_cli(plan, flash_file, False, said.append)
+    SimTarget(flash_file).flash(plan, False, said.append)
     assert [s.split()[0] for s in said if s.endswith(": written")] == ["model"]
     assert fl.sim_differs(plan, flash_file) == []
 

@@ -376,7 +376,7 @@ def test_monitor_uses_the_builds_console_baud(tmp_path, monkeypatch):
     from yamflash.board import monitor
 
     seen: list[int] = []
-    monkeypatch.setattr(monitor, "main", lambda **kw: seen.append(kw["baud"]))
+    monkeypatch.setattr(monitor, "monitor", lambda opts: seen.append(opts.baud))
     uart = make_build(tmp_path / "uart", console="uart")
     jtag = make_build(tmp_path / "jtag", console="usb-serial-jtag")
     assert json.loads(uart.manifest.read_text())["console_baud"] == 921600

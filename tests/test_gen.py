@@ -113,7 +113,7 @@ def test_unchanged_files_are_not_rewritten(tmp_path: Path) -> None:
 
 def test_headers_name_model_sha_and_generator(tmp_path: Path) -> None:
     fw, r = run_gen(tmp_path)
-    sha = r.plan.manifest["model"]["sha256"]
+    sha = r.plan.manifest.model.sha256
     for rel in r.written:
         if rel.endswith((".h", ".c", ".csv", ".cmake", "sdkconfig.defaults")):
             head = (fw / rel).read_text().splitlines()[:2]
@@ -202,7 +202,7 @@ def test_detector_classes_by_label_or_index(tmp_path: Path) -> None:
     text = (fw / "main/generated/yf_detector_config.h").read_text()
     assert "#define YF_DET_CLASSES { 69, 0, 42 }" in text and "#define YF_DET_NUM_CLASSES 3" in text
     with pytest.raises(UserError, match="did you mean 'Dog'"):
-        gen.resolve_classes(["Dogg"], r.plan.manifest["labels"])
+        gen.resolve_classes(["Dogg"], r.plan.manifest.labels)
 
 
 def test_default_detector_classes_follow_the_model() -> None:
@@ -390,8 +390,26 @@ def test_real_model_generates(tmp_path: Path, converted: Path) -> None:
     fw = firmware_dir(tmp_path)
     r = gen.generate(model, gen.GenConfig(), fw)
     mp = r.plan.model_partition
-    n = r.plan.manifest["model"]["bytes"]
+    n = r.plan.manifest.model.bytes
     assert r.plan.storage == "partition"  # the default: memory-mapped, nothing copied at boot
     assert mp.offset == 0x210000 and mp.size == gen.raw_model_partition_size(n)
     assert mp.size >= (partitions.MODEL_IMAGE_HEADER.size + n) * 1.1
-    assert [a for _, a in r.plan.ops] == [TFLM_OPS[o] for o in sorted(r.plan.manifest["ops"])]
+    assert [a for _, a in r.plan.ops] == [TFLM_OPS[o] for o in sorted(r.plan.manifest.ops)]
+
+
+def test_flags_override_the_config_file(tmp_path: Path) -> None:
+    """gen.load_config(path, overrides): yamflash.toml first, then every flag that was given; another microphone
+    type drops the file's pins (they belong to the other wiring)."""
+    toml = tmp_path / "yamflash.toml"
+    toml.write_text('[board]\nprofile = "esp32s3-n8r2"\n[detector]\nthreshold = 0.4\nwindow = 4\n'
+                    '[mic]\ntype = "i2s"\ndin = 7\n')
+    cfg = gen.load_config(toml, {"threshold": 0.7, "window": None, "console": "uart", "flash_size": "8MB",
+                                 "mic_type": "pdm", "pins": ("clk=40",), "classes": ("Dog",)})
+    assert (cfg.profile, cfg.console, cfg.flash_size) == ("esp32s3-n8r2", "uart", 8 << 20)
+    assert (cfg.detector.threshold, cfg.detector.window, cfg.detector.classes) == (0.7, 4, ["Dog"])
+    assert (cfg.mic.type, cfg.mic.pins) == ("pdm", {"clk": 40})
+    assert gen.load_config(toml).mic.pins == {"din": 7}
+    with pytest.raises(UserError, match="NAME=GPIO"):
+        gen.load_config(None, {"pins": ("din6",)})
+    with pytest.raises(TypeError, match="no setting 'colour'"):
+        gen.load_config(None, {"colour": "red"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from yamflash.board import monitor, status, wire
+from yamflash.board import connect, monitor, status, wire
 
 
 class FakePort:
@@ -125,8 +125,8 @@ def test_default_reset_never_asserts_dtr():
             self.log.append(("R", v))
 
     port = Lines()
-    monitor.hardware_reset(monitor.DEFAULT_RESET)(port)
+    connect.hardware_reset(connect.DEFAULT_RESET)(port)
     assert ("R", True) in port.log and port.rts is False
     assert not any(k == "D" and v for k, v in port.log)
     with pytest.raises(Exception, match="not valid"):
-        monitor.hardware_reset("X9")
+        connect.hardware_reset("X9")

@@ -156,13 +156,13 @@ def test_a_usb_port_given_by_name_is_followed_by_serial_number(tmp_path):
     from yamflash.board import ports
 
     listing = [SimpleNamespace(device="/dev/ttyACM0", vid=0x303A, pid=0x1001, serial_number="F4:12", description="")]
-    cand = monitor.follow("/dev/ttyACM0", listing=lambda: listing)
+    cand = ports.follow("/dev/ttyACM0", listing=lambda: listing)
     assert cand is not None and cand.serial_number == "F4:12"
     later = [SimpleNamespace(device="/dev/ttyACM1", vid=0x303A, pid=0x1001, serial_number="F4:12", description="")]
     assert ports.wait_for(cand, timeout=1, ports=lambda: later) == "/dev/ttyACM1"
     link = tmp_path / "usb-Espressif_USB_JTAG_serial_debug_unit_F4:12-if00"
     link.symlink_to("/dev/ttyACM0")
-    assert monitor.follow(str(link), listing=lambda: listing) is None  # the by-id link follows by itself
+    assert ports.follow(str(link), listing=lambda: listing) is None  # the by-id link follows by itself
 
 
 # ---- the virtual board ----------------------------------------------------------------------------------------

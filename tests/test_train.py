@@ -31,7 +31,7 @@ def test_one_class_only_is_an_error(tmp_path, drq_model):
     _wav(tmp_path / "dog" / "a.wav")
     _wav(tmp_path / "dog" / "b.wav")
     with pytest.raises(UserError, match="only one class"):
-        train.run(str(drq_model), str(tmp_path), None, None, {}, str(tmp_path / "out"), [], 0.4, None, 0, 100, None)
+        train.train(str(drq_model), str(tmp_path), None, None, {}, str(tmp_path / "out"), [], 0.4, None, 0, 100, None)
     assert not (tmp_path / "out").exists()
 
 

@@ -99,8 +99,9 @@ def test_real_yamnet_against_float(converted, demo_dir, tmp_path):
     """The converted YAMNet on a virtual board: bit-exact with host TFLM, and float metrics computed."""
     from simboard import sim_manifest
     from yamflash.board import flash as fl
+    from yamflash.board.connect import open_board
     from yamflash.board.sim.process import spawn
-    from yamflash.board.validate import open_board, validate
+    from yamflash.board.validate import validate
 
     flash_file = tmp_path / "flash.bin"
     fl.flash_sim(fl.load_plan(sim_manifest(converted)), flash_file)

@@ -1,7 +1,7 @@
 """HIL suite setup: the build under test comes from the current sources (converted model -> sim images).
 
-Until the `sim` profile of `yamflash build` is available, the virtual board's images are assembled here
-from the converted model with the project's own partition/model-image code, into build/cache/hil-<key>/.
+For the virtual board, `yamflash gen --board sim` and `yamflash build --board sim` make the images from the
+converted model, in a copy of firmware/ under build/cache/hil-<key>/ (the key covers every input).
 """
 
 from __future__ import annotations

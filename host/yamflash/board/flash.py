@@ -54,8 +54,12 @@ class Plan:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def only(self, names: tuple[str, ...]) -> Plan:
-        return Plan([r for r in self.regions if r.name in names], self.table, self.chip, self.flash_size, self.fw,
-                    self.model_sha256, self.source, self.extra)
+        return self.with_regions([r for r in self.regions if r.name in names])
+
+    def with_regions(self, regions: list[Region]) -> Plan:
+        """The same build with only ``regions`` to write."""
+        return Plan(regions, self.table, self.chip, self.flash_size, self.fw, self.model_sha256, self.source,
+                    self.extra)
 
     @property
     def profile(self) -> str | None:
@@ -418,10 +422,10 @@ def flash_esptool(plan: Plan, port: str, baud: int = 460800, cmds: Any = None,
             todo = list(plan.regions)
             if not force:
                 todo = [r for r in plan.regions if _board_md5(esp, r, port) != region_md5(r)]
-                for r in _others(plan.regions, todo):
-                    say(_line(r, "already in flash (MD5 matches)"))
+                for r in others(plan.regions, todo):
+                    say(region_line(r, "already in flash (MD5 matches)"))
             for r in todo:
-                say(_line(r, "writing"))
+                say(region_line(r, "writing"))
                 out.region = r
                 _write_region(cmds, esp, r, port, say, FatalError)
                 out.region = None
@@ -432,11 +436,11 @@ def flash_esptool(plan: Plan, port: str, baud: int = 460800, cmds: Any = None,
     return todo
 
 
-def _line(r: Region, what: str) -> str:
+def region_line(r: Region, what: str) -> str:
     return f"  {r.name:<16} {len(r.data):>10,} bytes at 0x{r.offset:06x}: {what}"
 
 
-def _others(regions: list[Region], picked: list[Region]) -> list[Region]:
+def others(regions: list[Region], picked: list[Region]) -> list[Region]:
     ids = {id(r) for r in picked}
     return [r for r in regions if id(r) not in ids]
 
@@ -507,58 +511,3 @@ def progress_printer(stream: Any = None, steps: int = 4) -> Progress:
             stream.flush()
 
     return show
-
-
-# ---- what the CLI runs ----------------------------------------------------------------------------------
-def flash_sim_cli(plan: Plan, flash_file: str | Path, force: bool, say: Callable[[str], None]) -> None:
-    """Flash the virtual board's file: every region whose bytes it does not hold already (all with --force)."""
-    from .sim.process import find_running
-
-    todo = list(plan.regions) if force else sim_differs(plan, flash_file)
-    if not todo:
-        say(f"the virtual board's flash ({flash_file}) already holds every image of {plan.source} (compared byte "
-            "for byte); nothing to do (--force writes anyway)")
-        return
-    check_flash_size(plan, SIM_FLASH_SIZE, "the virtual board")
-    for r in _others(plan.regions, todo):
-        say(_line(r, "already in flash (same bytes)"))
-    for r in flash_sim(Plan(todo, plan.table, plan.chip, plan.flash_size, plan.fw, plan.model_sha256, plan.source,
-                            plan.extra), flash_file):
-        say(_line(r, "written"))
-    say(f"virtual board flash: {flash_file}")
-    pty = find_running(flash_file)
-    if pty:  # a running virtual board reboots into the new flash, as a real one does after esptool
-        from .client import Board
-        from .ports import open_serial
-
-        b = Board(open_serial(pty), name="sim")
-        try:
-            hello = b.reset(timeout=60)
-            say(f"virtual board on {pty} rebooted: model {str(hello.get('model_sha256'))[:12]}")
-        finally:
-            b.close()
-
-
-def flash_board_cli(plan: Plan, port: str, baud: int, force: bool, say: Callable[[str], None],
-                    progress: Progress | None = None) -> str:
-    """Find the board, write what its flash does not hold with esptool, wait for a native USB port to return.
-
-    Returns the device the board's console is on afterwards.
-    """
-    from . import ports
-
-    refuse_virtual_on_port(plan, port)  # before the port is even opened
-    target = ports.resolve(port, ask=ports.ask_click)
-    device = target.device if isinstance(target, ports.Candidate) else target
-    say(f"flashing {plan.source or 'the build'} to {device}" + (" (--force: every region)" if force else ""))
-    written = flash_esptool(plan, device, baud, say=say, force=force, progress=progress)
-    if isinstance(target, ports.Candidate) and target.native_usb:
-        say("waiting for the board's USB port to come back after reset")
-        device = ports.wait_for(target, timeout=15)
-    if not written:
-        say(f"{device}: the flash already holds every region of this build (MD5 of each matches); nothing written, "
-            "board reset (--force writes anyway)")
-    else:
-        say(f"done: wrote {', '.join(r.name for r in written)}; the board was reset into the new firmware "
-            f"(yamflash monitor --port {device})")
-    return device

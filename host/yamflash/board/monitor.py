@@ -12,15 +12,12 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from . import wire
 from .status import Sink, State
-
-# esp_pylib's custom-reset language (the one esptool's config uses): DTR released (IO0 high), RTS
-# asserted (EN low) for 0.2 s, then released; the 0.2 s suits the native USB's re-enumeration too.
-DEFAULT_RESET = "D0|R1|W0.2|R0"
 
 
 def render(st: State) -> Any:
@@ -102,54 +99,6 @@ def run(opener: Callable[[], Any], sink: Sink, stop: Callable[[], bool], reset: 
     sink.state.connected = False
 
 
-def follow(device: str, listing: Callable[[], list[Any]] | None = None) -> Any:
-    """A ports.Candidate for a USB serial device given by path, so that a board coming back under another name
-    (same VID:PID and serial number) is found again; None for a by-id link (the link itself follows the
-    board), a pty or anything that is not a USB port."""
-    import os
-
-    from . import ports
-
-    if Path(device).is_symlink():
-        return None
-    try:
-        if listing is None:
-            from serial.tools import list_ports
-
-            listing = list_ports.comports
-        found = list(listing())
-    except Exception:  # no listing on this platform: reopen by path
-        return None
-    real = os.path.realpath(device)
-    for p in found:
-        if p.vid is not None and os.path.realpath(p.device) == real:
-            return ports.candidate(p)
-    return None
-
-
-def hardware_reset(seq: str) -> Callable[[Any], None]:
-    """A reset callable for a real board (esp_pylib's custom-reset language, as esptool's config uses)."""
-    from esp_pylib.serial_reset import execute_custom_reset, parse_custom_reset_sequence
-
-    try:
-        parse_custom_reset_sequence(seq)
-    except ValueError as exc:
-        from ..errors import UserError
-
-        raise UserError(f"--reset-seq {seq!r} is not valid ({exc}); example: {DEFAULT_RESET}") from None
-
-    def do(port: Any) -> None:
-        with contextlib.suppress(OSError):  # a pty or a bridge without modem lines: nothing to toggle
-            execute_custom_reset(port, seq)
-
-    return do
-
-
-def sim_reset(port: Any) -> None:
-    """The virtual board has no EN line: ask it to reboot over the protocol."""
-    port.write(wire.encode({"t": "cmd", "id": 0, "cmd": "reset"}))
-
-
 def open_log(path: str | Path | None) -> IO[str] | None:
     """The --log file, appended to (a JSONL record survives restarts of the monitor); UserError when it cannot be."""
     if not path:
@@ -167,9 +116,9 @@ def open_log(path: str | Path | None) -> IO[str] | None:
 
 def _classes(detect: tuple[str, ...], model_json: str) -> list[int]:
     from ..errors import UserError
-    from ..manifest import load
+    from ..manifest import ModelManifest
 
-    labels = load(model_json).get("labels") or []
+    labels = ModelManifest.load(model_json).labels
     by_name = {lab.casefold(): i for i, lab in reversed(list(enumerate(labels)))}  # any case, as gen --watch
     out = []
     for name in detect:
@@ -187,9 +136,9 @@ def _classes(detect: tuple[str, ...], model_json: str) -> list[int]:
 def _labels(model_json: str) -> list[str]:
     """Labels for the --scores view (model.json's), or none: the view then says "class N"."""
     try:
-        from ..manifest import load
+        from ..manifest import ModelManifest
 
-        return [str(x) for x in load(model_json).get("labels") or []]
+        return ModelManifest.load(model_json).labels
     except Exception:  # a monitor without the model folder still shows everything else
         return []
 
@@ -234,62 +183,67 @@ def _keyboard(board: dict[str, Any], view: Any) -> None:
     threading.Thread(target=loop, name="keyboard", daemon=True).start()
 
 
-def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool, reset_seq: str | None,
-         duration: float | None, detect: tuple[str, ...], threshold: float | None, model_json: str,
-         mic: str | None, fast: bool, sim_flash: str, plain: bool = False, scores: int = 0,
-         elf: str | None = None, profile: str = "esp32s3-n16r8") -> None:
-    """The `yamflash monitor` command: connect (auto/sim/path), reset, then pump into the chosen outputs."""
-    import errno
+@dataclass
+class MonitorOptions:
+    """What `yamflash monitor` connects to and shows (its flags; the CLI fills every field by keyword)."""
+
+    port: str  # sim, auto or a serial device
+    baud: int = 115200
+    as_json: bool = False  # one JSON object per line on stdout
+    log_path: str | None = None  # JSONL record, appended to
+    reset: bool = True  # reset the board on connect
+    reset_seq: str | None = None  # esptool's custom-reset syntax (default connect.DEFAULT_RESET)
+    duration: float | None = None  # seconds, then stop
+    detect: tuple[str, ...] = ()  # labels to watch (model_json resolves them)
+    threshold: float | None = None
+    model_json: str = "build/model/model.json"
+    mic: str | None = None  # with port sim: a WAV the virtual board started here hears
+    fast: bool = False
+    sim_flash: str = "build/sim/flash.bin"
+    plain: bool = False  # plain lines, no live status
+    scores: int = 0  # top-k scores of every inference (0: none)
+    elf: str | None = None  # for panic backtraces
+    profile: str = "esp32s3-n16r8"
+
+
+def monitor(o: MonitorOptions) -> None:
+    """The `yamflash monitor` command: connect (auto/sim/path, through connect.py), reset, then pump into the
+    chosen outputs until the duration ends or Ctrl-C."""
     import sys
 
     from ..errors import UserError
-    from . import ports
+    from .connect import target_from_spec
 
     # Everything the user can get wrong is checked before a virtual board is started or a port opened.
-    classes = _classes(detect, model_json) if detect else []
+    classes = _classes(o.detect, o.model_json) if o.detect else []
+    log_path = o.log_path
     if log_path:
         from ..outputs import check_log
 
         log_path = str(check_log(log_path))
-    if mic:
-        if port != "sim":
+    if o.mic:
+        if o.port != "sim":
             raise UserError("--mic plays a file into the virtual board; use it with --port sim.")
         from .sim.process import check_mic
 
-        check_mic(mic)
-    spawned = None
-    if port == "sim":
-        from .sim.process import find_running, spawn
-
-        device = None if mic else find_running(sim_flash)
-        if device is None:
-            if not Path(sim_flash).is_file():
-                raise UserError(f"the virtual board has no flash ({sim_flash}); run `yamflash flash --port sim`.")
-            spawned = spawn(sim_flash, mic=mic, fast=fast)
-            device = spawned.pty
-        cand = None
-        do_reset: Callable[[Any], None] | None = sim_reset if (reset and not spawned) else None
-    else:
-        target = ports.resolve(port, ask=ports.ask_click)
-        cand = target if isinstance(target, ports.Candidate) else None
-        device = cand.device if cand else str(target)
-        if cand is None and device.startswith("/dev/") and not Path(device).exists():
-            # Waiting is for a board that re-enumerates; a port absent at start is a typo or a cable.
-            raise UserError(f"{device} does not exist; check the cable, or use --port auto.")
-        cand = cand or follow(device)  # a USB port given by name is found again by its serial number
-        do_reset = hardware_reset(reset_seq or DEFAULT_RESET) if reset else None
+        check_mic(o.mic)
+    # --mic needs a virtual board of its own (one found running hears another file, or none)
+    target = target_from_spec(o.port, sim_flash=o.sim_flash, mic=o.mic, fast=o.fast, fresh=bool(o.mic),
+                              reset_seq=o.reset_seq)
+    device = target.start()
+    do_reset = target.reset(o.reset)
+    as_json, scores, threshold = o.as_json, o.scores, o.threshold
 
     from . import view as mv
     from .panic import Decoder, find_addr2line_prefix, find_elf
 
     state = State(port=device)
-    current: dict[str, str | None] = {"device": device}
     log_file = live = None
-    elf_path = Path(elf) if elf else (None if port == "sim" else find_elf(profile))
-    terminal = not as_json and not plain and mv.is_terminal(sys.stdout)
+    elf_path = Path(o.elf) if o.elf else (None if o.port == "sim" else find_elf(o.profile))
+    terminal = not as_json and not o.plain and mv.is_terminal(sys.stdout)
     view = mv.View(state, (lambda text, style: None) if as_json else mv.plain_writer(sys.stdout),
-                   labels=_labels(model_json), scores=scores, decoder=Decoder(elf_path, find_addr2line_prefix()))
-    warning = _clip_warning(mic, sim_flash) if mic else None
+                   labels=_labels(o.model_json), scores=scores, decoder=Decoder(elf_path, find_addr2line_prefix()))
+    warning = _clip_warning(o.mic, o.sim_flash) if o.mic else None
     if warning and as_json:
         sys.stderr.write(f"yamflash: warning: {warning}\n")
     try:
@@ -303,42 +257,17 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
         if warning:
             view.mine(f"warning: {warning}", "bold yellow")
         sink = mv.ViewSink(view, json_out=sys.stdout if as_json else None, log_file=log_file)
-        t_end = None if duration is None else time.monotonic() + duration
+        t_end = None if o.duration is None else time.monotonic() + o.duration
 
         def stop() -> bool:
             if live is not None:
                 live.update(mv.render(state, view))
             return t_end is not None and time.monotonic() >= t_end
 
-        def opener() -> Any:
-            dev = current["device"]
-            if dev is None:
-                raise OSError(errno.ENOENT, "the virtual board is not running")
-            return ports.open_serial(dev, baud=baud)
-
-        def present() -> bool:
-            dev = current["device"]
-            return dev is not None and Path(dev).exists()
-
         def wait_again() -> None:
-            if spawned is not None:
-                code = spawned.proc.poll()
-                if code is not None:
-                    raise UserError(f"the virtual board this monitor started has stopped (exit {code}); "
-                                    "run the command again.")
-                time.sleep(0.5)
-            elif port == "sim":
-                # A restarted virtual board is on a new pty (and the old pty's name may now be someone
-                # else's terminal): find it again through sim.json, never reopen the old path blindly.
-                current["device"] = find_running(sim_flash)
-                if current["device"] is None:
-                    time.sleep(0.5)
-            elif cand is not None:
-                current["device"] = ports.wait_for(cand, timeout=3600)
-            else:
-                time.sleep(0.5)
-            if current["device"]:
-                state.port = current["device"]
+            target.reopen_wait()
+            if target.device:
+                state.port = target.device
 
         def configure(p: Any) -> None:
             board["port"] = p
@@ -362,8 +291,8 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
             _keyboard(board, view)
         if live is not None:
             live.start()
-        run(opener, sink, stop, do_reset, reconnect_wait=wait_again, on_connect=configure,
-            on_reconnect=ask_info, present=present)
+        run(lambda: target.open_port(o.baud), sink, stop, do_reset, reconnect_wait=wait_again,
+            on_connect=configure, on_reconnect=ask_info, present=target.present)
     except KeyboardInterrupt:
         pass
     finally:
@@ -383,5 +312,4 @@ def main(port: str, baud: int, as_json: bool, log_path: str | None, reset: bool,
                 log_file.write(json.dumps({**summary, "host_ts": round(time.time(), 3)}) + "\n")
             with contextlib.suppress(OSError):
                 log_file.close()
-        if spawned:
-            spawned.stop()
+        target.close()

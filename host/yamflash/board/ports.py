@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
@@ -243,3 +244,26 @@ def open_serial(device: str, baud: int = 115200, timeout: float = 0.1) -> Any:
                             "and log in again.") from None
         raise UserError(f"cannot open {device}: {exc}") from None
     return s
+
+
+def follow(device: str, listing: Callable[[], list[Any]] | None = None) -> Any:
+    """A Candidate for a USB serial device given by path, so that a board coming back under another name
+    (same VID:PID and serial number) is found again; None for a by-id link (the link itself follows the
+    board), a pty or anything that is not a USB port."""
+    import os
+
+    if Path(device).is_symlink():
+        return None
+    try:
+        if listing is None:
+            from serial.tools import list_ports
+
+            listing = list_ports.comports
+        found = list(listing())
+    except Exception:  # no listing on this platform: reopen by path
+        return None
+    real = os.path.realpath(device)
+    for p in found:
+        if p.vid is not None and os.path.realpath(p.device) == real:
+            return candidate(p)
+    return None

@@ -52,10 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ start-up chatter (CPU features, oneDNN) says nothing a user can act on; silence it for
     # every command, not only under make. A value the user set wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ..errors import GateFailed
     from ..outputs import describe
 
     try:
         cli.main(args=argv, prog_name="yamflash", standalone_mode=False)
+    except GateFailed as exc:  # the user's own gate: not an error of use
+        click.echo(f"yamflash: {exc}", err=True)
+        return exc.exit_code
     except UserError as exc:
         click.echo(f"yamflash: error: {exc}", err=True)
         return 2

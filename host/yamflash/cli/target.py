@@ -49,35 +49,17 @@ def gen_cmd(model_json: str, config_path: str | None, profile: str | None, conso
             pins: tuple[str, ...], classes: tuple[str, ...], threshold: float | None, window: int | None,
             min_count: int | None, refractory_ms: int | None, arena_margin: int | None, firmware_dir: str) -> None:
     """Generate the firmware's headers, partition table, sdkconfig.defaults and model image."""
-    from ..target import gen, partitions
+    from ..target import gen
 
     if config_path is None and Path("yamflash.toml").is_file():
         config_path = "yamflash.toml"
     check_dir(firmware_dir, "--firmware")
     if config_path and Path(config_path).exists() and not Path(config_path).is_file():  # a FIFO would block
         raise UserError(f"--config {config_path} is not a regular file; pass a yamflash.toml.")
-    cfg = gen.load_config(config_path)
-    for attr, value in (("profile", profile), ("console", console), ("storage", storage),
-                        ("model_place", model_place), ("arena_margin_pct", arena_margin)):
-        if value is not None:
-            setattr(cfg, attr, value)
-    if flash_size:
-        cfg.flash_size = partitions.parse_size(flash_size)
-    if app_size:
-        cfg.app_size = partitions.parse_size(app_size)
-    if mic_type and mic_type != cfg.mic.type:
-        cfg.mic = gen.MicConfig(type=mic_type, slot=cfg.mic.slot)
-    for spec in pins:
-        name, _, gpio = spec.partition("=")
-        if not gpio.strip().isdigit():
-            raise UserError(f"--pin {spec}: write NAME=GPIO, e.g. --pin din=6.")
-        cfg.mic.pins[name.strip().lower()] = int(gpio)
-    if classes:
-        cfg.detector.classes = list(classes)
-    for attr, value in (("threshold", threshold), ("window", window), ("min_count", min_count),
-                        ("refractory_ms", refractory_ms)):
-        if value is not None:
-            setattr(cfg.detector, attr, value)
+    cfg = gen.load_config(config_path, dict(
+        profile=profile, console=console, storage=storage, model_place=model_place,
+        arena_margin_pct=arena_margin, flash_size=flash_size, app_size=app_size, mic_type=mic_type, pins=pins,
+        classes=classes, threshold=threshold, window=window, min_count=min_count, refractory_ms=refractory_ms))
     r = gen.generate(model_json, cfg, firmware_dir)
     p = r.plan
     for rel in r.written:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..manifest import ModelManifest
 from . import partitions, profiles
 
 # Margin on a chip figure: it is measured on the pinned TensorFlow Lite Micro with esp-nn's own S3 scratch
@@ -49,12 +50,12 @@ def manifest_arena(host: int, tflite: bytes, chip: dict[str, Any] | None) -> dic
     return out
 
 
-def chip_need(manifest: dict[str, Any], model: bytes) -> ChipNeed:
+def chip_need(manifest: ModelManifest, model: bytes) -> ChipNeed:
     """The chip's arena need from model.json: its measured ``arena.chip_espnn``, else the labelled bound."""
     from ..chip import scratch as espnn_scratch
 
-    host = int(manifest["arena_bytes"])
-    a = manifest.get("arena")
+    host = manifest.arena_bytes
+    a = manifest.chip_arena
     chip = a.get("chip_espnn") if isinstance(a, dict) else None
     if isinstance(chip, int) and not isinstance(chip, bool) and chip > 0:
         scratch = a.get("largest_scratch") if isinstance(a, dict) else None

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,7 @@ from .. import __version__
 from ..chip.inspect import TFLM_OPS
 from ..errors import UserError
 from ..frontend import PARAMS, periodic_hann, sparse_mel
-from ..manifest import load as load_manifest
-from ..manifest import write_all
+from ..manifest import ModelManifest, write_all
 from ..protocol_spec import DetectorSettings
 from ..protocol_spec import load as _spec
 from . import arena, layout, partitions, profiles
@@ -77,8 +76,42 @@ class GenConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
 
 
-def load_config(path: str | Path | None) -> GenConfig:
-    """GenConfig from yamflash.toml ([board], [mic], [detector], [model]); defaults when path is None."""
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> GenConfig:
+    """GenConfig from yamflash.toml ([board], [mic], [detector], [model]; defaults when path is None), then
+    ``overrides`` (the CLI's flags) on top: see ``override``."""
+    return override(_from_toml(path), **(overrides or {}))
+
+
+def override(cfg: GenConfig, *, flash_size: str | None = None, app_size: str | None = None,
+             mic_type: str | None = None, pins: Sequence[str] = (), classes: Sequence[str | int] = (),
+             **values: Any) -> GenConfig:
+    """Flags over yamflash.toml: each one given (not None or empty) wins. ``values`` are GenConfig's fields by
+    name (profile, console, storage, arena_margin_pct, ...) and the detector's (threshold, window, min_count,
+    refractory_ms); sizes are text ("8MB"), pins NAME=GPIO; another microphone type drops the file's pins."""
+    det = {f.name for f in fields(DetectorConfig)}
+    top = {f.name for f in fields(GenConfig)} - {"mic", "detector"}
+    for key, value in values.items():
+        if key not in det | top:
+            raise TypeError(f"gen has no setting {key!r}")
+        if value is not None:
+            setattr(cfg.detector if key in det else cfg, key, value)
+    if flash_size:
+        cfg.flash_size = partitions.parse_size(flash_size)
+    if app_size:
+        cfg.app_size = partitions.parse_size(app_size)
+    if mic_type and mic_type != cfg.mic.type:
+        cfg.mic = MicConfig(type=mic_type, slot=cfg.mic.slot)
+    for spec in pins:
+        name, _, gpio = spec.partition("=")
+        if not gpio.strip().isdigit():
+            raise UserError(f"--pin {spec}: write NAME=GPIO, e.g. --pin din=6.")
+        cfg.mic.pins[name.strip().lower()] = int(gpio)
+    if classes:
+        cfg.detector.classes = list(classes)
+    return cfg
+
+
+def _from_toml(path: str | Path | None) -> GenConfig:
     cfg = GenConfig()
     if path is None:
         return cfg
@@ -124,7 +157,7 @@ def _take(obj: Any, table: dict[str, Any], path: str | Path, section: str, **con
 class Plan:
     """Resolved inputs of one generation: the values every template sees."""
 
-    manifest: dict[str, Any]
+    manifest: ModelManifest
     model: bytes
     profile: profiles.Profile
     cfg: GenConfig
@@ -273,24 +306,9 @@ def check_mic_pins(pins: dict[str, int], prof: profiles.Profile, console: str) -
 
 def make_plan(manifest_path: str | Path, cfg: GenConfig) -> Plan:
     """Check model.json, the model file and the settings; UserError on anything inconsistent."""
-    m = load_manifest(manifest_path)
-    mpath = Path(manifest_path).parent / m["model"]["file"]
-    try:
-        model = mpath.read_bytes()
-    except OSError:
-        raise UserError(f"{mpath} (named by {manifest_path}) is missing; run `yamflash convert` again.") from None
-    sha = hashlib.sha256(model).hexdigest()
-    if sha != m["model"]["sha256"] or len(model) != m["model"]["bytes"]:
-        raise UserError(f"{mpath} does not match {manifest_path} (sha256 {sha[:12]}..., {len(model)} bytes); "
-                        f"run `yamflash convert` again.")
-    fe = m["frontend"]
-    if {k: fe.get(k) for k in PARAMS.to_dict()} != PARAMS.to_dict():
-        raise UserError(f"{manifest_path} describes a frontend the firmware core does not implement ({fe}); "
-                        f"convert with yamflash's YAMNet frontend.")
-    if m["input"]["dtype"] != "int8" or m["output"]["dtype"] != "int8":
-        raise UserError("the firmware runs int8 models only; run `yamflash convert`.")
-    if len(m["labels"]) != m["output"]["shape"][-1]:
-        raise UserError(f"{manifest_path} has {len(m['labels'])} labels for {m['output']['shape'][-1]} outputs.")
+    m = ModelManifest.load(manifest_path)  # schema and field checks
+    model = m.read_model()  # present, and the file model.json describes
+    m.check_firmware()  # a frontend, dtypes and labels the firmware core can run
     prof = profiles.get(cfg.profile)
     console = cfg.console or prof.console
     storage = "partition" if prof.sim else (cfg.storage or prof.storage)
@@ -318,7 +336,7 @@ def make_plan(manifest_path: str | Path, cfg: GenConfig) -> Plan:
     place = layout.model_place(prof, storage, cfg.model_place, len(model), arena_bytes, where)
     return Plan(
         manifest=m, model=model, profile=prof, cfg=cfg, console=console, storage=storage, flash_size=flash,
-        ops=resolve_ops(m["ops"]), det_classes=resolve_classes(cfg.detector.classes, m["labels"]),
+        ops=resolve_ops(m.ops), det_classes=resolve_classes(cfg.detector.classes, m.labels),
         pins={k: pins[k] for k in MIC_PINS[cfg.mic.type]},
         arena_bytes=arena_bytes, arena_need=need, arena_where=where, model_place=place,
         parts=plan_layout(prof, storage, len(model), cfg.app_size, cfg.table_offset, flash),
@@ -375,11 +393,11 @@ def context(plan: Plan) -> dict[str, Any]:
         total += len(w)
     mp = plan.model_partition
     return {
-        "generator": GENERATOR, "model_sha256": m["model"]["sha256"], "model_bytes": len(plan.model),
+        "generator": GENERATOR, "model_sha256": m.model.sha256, "model_bytes": len(plan.model),
         "m": m, "fe": PARAMS, "profile": plan.profile, "console": plan.console, "storage": plan.storage,
         "model_place": plan.model_place,
         "flash_size": plan.flash_size, "flash_size_mb": plan.flash_size // profiles.MB,
-        "ops": plan.ops, "labels": m["labels"], "det": plan.cfg.detector, "det_classes": plan.det_classes,
+        "ops": plan.ops, "labels": m.labels, "det": plan.cfg.detector, "det_classes": plan.det_classes,
         "mic": plan.cfg.mic, "pins": plan.pins, "uart_baud": plan.cfg.uart_baud,
         "arena_bytes": plan.arena_bytes, "arena_need": _need(plan), "arena_where": plan.arena_where,
         "arena_margin_pct": plan.cfg.arena_margin_pct, "arena_margin_min": ARENA_MARGIN_MIN,
@@ -389,7 +407,7 @@ def context(plan: Plan) -> dict[str, Any]:
         "parts": plan.parts, "table_offset": plan.cfg.table_offset, "model_part": mp,
         "image_header": partitions.MODEL_IMAGE_HEADER.size, "image_magic": partitions.MODEL_IMAGE_MAGIC,
         "image_version": partitions.MODEL_IMAGE_VERSION,
-        "sha_bytes": list(bytes.fromhex(m["model"]["sha256"])),
+        "sha_bytes": list(bytes.fromhex(m.model.sha256)),
     }
 
 
@@ -436,7 +454,7 @@ def stamp(plan: Plan) -> dict[str, Any]:
     return {
         "generator": GENERATOR, "profile": plan.profile.name, "storage": plan.storage, "console": plan.console,
         "flash_size": plan.flash_size, "table_offset": plan.cfg.table_offset,
-        "model_sha256": plan.manifest["model"]["sha256"], "model_bytes": len(plan.model),
+        "model_sha256": plan.manifest.model.sha256, "model_bytes": len(plan.model),
         "model_partition": {"offset": mp.offset, "size": mp.size, "subtype": mp.subtype},
         "model_file": SPIFFS_MODEL if plan.storage == "spiffs" else PARTITION_MODEL,
         "arena_bytes": plan.arena_bytes, "ops": [op for op, _ in plan.ops],
@@ -444,9 +462,8 @@ def stamp(plan: Plan) -> dict[str, Any]:
         # What the headers give the chip, for the virtual board's app descriptor (build --board sim): the
         # chip's arena need (what AllocateTensors will use), whether it was measured, and where it goes.
         "arena_measured": _need(plan).bytes, "arena_chip_measured": _need(plan).measured,
-        "arena_where": plan.arena_where, "arena_host": int(plan.manifest["arena_bytes"]),
-        "model_place": plan.model_place,
-        "labels": list(plan.manifest["labels"]),
+        "arena_where": plan.arena_where, "arena_host": plan.manifest.arena_bytes, "model_place": plan.model_place,
+        "labels": list(plan.manifest.labels),
         "detector": asdict(plan.cfg.detector) | {"classes": plan.det_classes},
     }
 

@@ -110,44 +110,24 @@ def board(request: pytest.FixtureRequest, board_kind: str, tmp_path_factory: pyt
           hil_mic: Path | None) -> Iterator[Any]:
     """A flashed, connected board; the virtual one runs in its own process for the whole session."""
     from .. import flash as fl
-    from .. import ports
-    from ..client import Board
+    from ..connect import SimTarget, connect, target_from_spec
 
     spec = port_of(request.config)
     assert spec is not None  # board_kind skipped otherwise
-    no_flash = request.config.getoption("--board-no-flash")
-    say = print
-    if board_kind == "sim":
-        from ..sim.process import spawn
-
-        flash_file = tmp_path_factory.mktemp("sim") / "flash.bin"
-        fl.flash_sim(fl.load_plan(request.getfixturevalue("hil_flash_manifest")), flash_file)
-        proc = spawn(flash_file, mic=hil_mic, loop=True, stats_period=1.0)
-        b = Board(ports.open_serial(proc.pty), name="sim")
-        try:
-            b.info()
-            yield b
-        finally:
-            b.close()
-            proc.stop()
-        return
-    manifest = None if no_flash else request.getfixturevalue("hil_flash_manifest")
-    if manifest is None and request.config.getoption("--board-manifest"):
-        manifest = Path(request.config.getoption("--board-manifest"))
+    flash_file = tmp_path_factory.mktemp("sim") / "flash.bin"  # the virtual board's, this session's own
+    target = target_from_spec(spec, sim_flash=flash_file, mic=hil_mic, loop=True, stats_period=1.0, fresh=True)
+    sim = isinstance(target, SimTarget)
+    no_flash = not sim and request.config.getoption("--board-no-flash")  # the virtual board always gets the build
+    given = request.config.getoption("--board-manifest")
+    manifest = (Path(given) if given else None) if no_flash else request.getfixturevalue("hil_flash_manifest")
     baud = console_baud_of(request.config) or (fl.console_baud(manifest) if manifest else 115200)
-    if manifest is not None and not no_flash:
+    if not no_flash:
         from ..options import flash_baud
 
-        plan = fl.load_plan(manifest)
-        device = fl.flash_board_cli(plan, spec, flash_baud(request.config.getoption("--flash-baud")), False, say,
-                                    progress=fl.progress_printer())
-    else:
-        target = ports.resolve(spec)
-        device = target.device if isinstance(target, ports.Candidate) else str(target)
-    say(f"console {device} at {baud} baud")
-    b = Board(ports.open_serial(device, baud=baud), name=device)
-    try:
-        b.command("info", timeout=request.config.getoption("--board-boot-timeout"))
+        esptool = {} if sim else {"baud": flash_baud(request.config.getoption("--flash-baud")),
+                                  "progress": fl.progress_printer()}
+        target.flash(fl.load_plan(manifest), False, print, **esptool)
+    if not sim:
+        print(f"console {target.start()} at {baud} baud")
+    with connect(target, baud, timeout=None if sim else request.config.getoption("--board-boot-timeout")) as b:
         yield b
-    finally:
-        b.close()

@@ -100,7 +100,8 @@ def spawn(flash: str | Path = DEFAULT_FLASH, mic: str | Path | None = None, fast
     raise UserError(f"the virtual board did not start (exit {proc.poll()}); run `yamflash sim` to see why.")
 
 
-def run(flash: str | Path, mic: str | Path | None, fast: bool, loop: bool, stats_period: float) -> None:
+def serve(flash: str | Path, mic: str | Path | None = None, fast: bool = False, loop: bool = False,
+          stats_period: float = 5.0) -> None:
     """Foreground virtual board: print its pty (the one line on stdout), serve until SIGINT/SIGTERM."""
     import threading
 
