@@ -96,13 +96,13 @@ def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, drq_model):
     cfg = distill.DistillConfig(epochs=1, views=1)
     out = tmp_path / "out"
     with pytest.raises(UserError, match="exactly one of"):
-        distill.run(str(drq_model), None, None, None, {}, [], str(out), 0.4, None, cfg)
+        distill.distill(str(drq_model), None, None, None, {}, [], str(out), 0.4, None, cfg)
     _wav(tmp_path / "one" / "dog" / "a.wav")
     _wav(tmp_path / "one" / "dog" / "b.wav", seed=1)
     with pytest.raises(UserError, match="only one class"):
-        distill.run(str(drq_model), str(tmp_path / "one"), None, None, {}, [], str(out), 0.4, None, cfg)
+        distill.distill(str(drq_model), str(tmp_path / "one"), None, None, {}, [], str(out), 0.4, None, cfg)
     with pytest.raises(UserError, match="at least 1"):
-        distill.run(str(drq_model), str(tmp_path / "one"), None, None, {}, [], str(out), 0.4, None,
+        distill.distill(str(drq_model), str(tmp_path / "one"), None, None, {}, [], str(out), 0.4, None,
                     distill.DistillConfig(views=0))
     assert not out.exists()
 

@@ -11,9 +11,8 @@ how far apart the outputs are. Two inputs per clip, so a mismatch can be pinned 
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..manifest import ModelManifest
 from ..model.fidelity import compare
 
 # Gate direction: a "higher is better" metric fails under its threshold, an error metric fails over it.
@@ -95,7 +95,7 @@ def frontend_metrics(board_q: np.ndarray, host_logmel: np.ndarray, scale: float,
 class Reference:
     """The host side: TFLite Micro on the converted model, and the float model when it can be rebuilt."""
 
-    manifest: dict[str, Any]
+    manifest: ModelManifest
     model: bytes
     micro: Any
     float_model: Any = None
@@ -123,15 +123,13 @@ def load_reference(model_dir: str | Path, with_float: bool = True,
     """model.json + model.tflite from ``model_dir``; the float YAMNet from the weights the manifest names.
     ``reference_model``: another .tflite the host runs instead (e.g. the model before convert's bit-exact chip
     rewrites, target/layout.py), with the same input and output quantization."""
-    from .. import manifest as mf
     from ..model.tflm import MicroModel
 
     d = Path(model_dir)
-    m = mf.load(d / "model.json")
-    path = d / str(m.get("model", {}).get("file", "model.tflite"))
-    if not path.is_file():
-        raise UserError(f"{path} is missing; run `yamflash convert --out {d}` again.")
-    data = path.read_bytes()
+    m = ModelManifest.load(d / "model.json")
+    if not m.model_path.is_file():
+        raise UserError(f"{m.model_path} is missing; run `yamflash convert --out {d}` again.")
+    data = m.model_path.read_bytes()
     micro = MicroModel(data)
     if reference_model is not None:
         try:
@@ -140,16 +138,16 @@ def load_reference(model_dir: str | Path, with_float: bool = True,
             raise UserError(f"--reference-model {reference_model}: {exc.strerror}; pass a .tflite file.") from None
         if (other.input_quant, other.output_quant) != (micro.input_quant, micro.output_quant):
             raise UserError(f"--reference-model {reference_model} quantizes its input/output differently from "
-                            f"{path}; it cannot be the same model before rewrites.")
+                            f"{m.model_path}; it cannot be the same model before rewrites.")
         micro = other
-    ref = Reference(m, data, micro, labels=list(m.get("labels") or []))
+    ref = Reference(m, data, micro, labels=list(m.labels))
     n_out = int(ref.micro.out["shape"][-1])
     if len(ref.labels) != n_out:
         ref.labels = [f"class_{i}" for i in range(n_out)]
-    wpath = (m.get("weights") or {}).get("path") if isinstance(m.get("weights"), dict) else None
+    wpath = m.weights_path
     if not with_float:
         ref.float_note = "float comparison skipped (--no-float)"
-    elif "training" in m:
+    elif m.trained:
         ref.float_note = "float comparison unavailable: the trained head's float weights are not stored"
     elif not wpath or not Path(wpath).is_file():
         ref.float_note = f"float comparison unavailable: weights {wpath or '(none in model.json)'} not found"
@@ -166,37 +164,6 @@ def load_reference(model_dir: str | Path, with_float: bool = True,
 
 
 # ---- the run ------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def open_board(spec: str, sim_flash: str | Path = "build/sim/flash.bin", stats_period: float = 5.0,
-               baud: int = 115200) -> Iterator[Any]:
-    """A connected Board for ``sim`` (the running virtual board, or one started for this command) or a port (its
-    console at ``baud``)."""
-    from . import ports
-    from .client import Board
-
-    spawned = None
-    if spec == "sim":
-        from .sim.process import find_running, spawn
-
-        device = find_running(sim_flash)
-        if device is None:
-            if not Path(sim_flash).is_file():
-                raise UserError(f"the virtual board has no flash ({sim_flash}); run `yamflash flash --port sim`.")
-            spawned = spawn(sim_flash, stats_period=stats_period)
-            device = spawned.pty
-    else:
-        target = ports.resolve(spec, ask=ports.ask_click)
-        device = target.device if isinstance(target, ports.Candidate) else str(target)
-    board = Board(ports.open_serial(device, baud=baud), name="sim" if spec == "sim" else device)
-    try:
-        board.info()
-        yield board
-    finally:
-        board.close()
-        if spawned is not None:
-            spawned.stop()
-
-
 def audio_files(inputs: Sequence[str | Path]) -> list[Path]:
     from ..audio import list_audio
 
@@ -286,8 +253,8 @@ def validate(board: Any, model_dir: str | Path, audio: Sequence[str | Path], plo
     """Run every clip through the board and the host; per-clip and overall metrics (and PNGs when asked)."""
     ref = load_reference(model_dir, with_float, reference_model)
     info = board.info()
-    want = ref.manifest.get("model", {}).get("sha256")
-    if want and info.get("model_sha256") != want:
+    want = ref.manifest.model.sha256
+    if info.get("model_sha256") != want:
         raise UserError(f"the board runs model {str(info.get('model_sha256'))[:12]}, {model_dir} holds {want[:12]}; "
                         "flash it (`yamflash flash`) or pass the matching --model-dir.")
     files = audio_files(audio)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ..board import options as dev
-from ..errors import UserError
+from ..errors import GateFailed, UserError
 from ..outputs import check_dir, check_file
 
 
@@ -24,12 +24,12 @@ from ..outputs import check_dir, check_file
 @click.option("--stats-period", type=float, default=5.0, show_default=True, help="Seconds between stats events.")
 def sim_cmd(flash_file: str, mic: str | None, fast: bool, loop: bool, stats_period: float) -> None:
     """Run a virtual ESP32-S3 on a pseudo-terminal (prints its path); Ctrl-C stops it."""
-    from ..board.sim.process import check_flash, check_mic, run
+    from ..board.sim.process import check_flash, check_mic, serve
 
     check_flash(flash_file)
     if mic:
         check_mic(mic)
-    run(flash_file, mic, fast, loop, stats_period)
+    serve(flash_file, mic=mic, fast=fast, loop=loop, stats_period=stats_period)
 
 
 @click.command("flash")
@@ -65,11 +65,10 @@ def flash_cmd(port: str | None, manifest_path: str | None, profile: str, model_o
         plan = plan.only(("model",))
         if not plan.regions:
             raise UserError(f"{plan.source} has no model image; run `yamflash build` again.")
-    if is_sim:
-        fl.flash_sim_cli(plan, sim_flash, force, click.echo)
-        device = "sim"
-    else:
-        device = fl.flash_board_cli(plan, port, dev.flash_baud(baud), force, click.echo, progress=fl.progress_printer())
+    from ..board.connect import target_from_spec
+
+    esptool = {} if is_sim else {"baud": dev.flash_baud(baud), "progress": fl.progress_printer()}
+    device = target_from_spec(port, sim_flash=sim_flash).flash(plan, force, click.echo, **esptool)
     if then_monitor:  # the monitor as `yamflash monitor -p <device>` runs it, console rate from this build
         click.get_current_context().invoke(monitor_cmd, port=device, profile=prof, manifest_path=manifest_path,
                                            sim_flash=sim_flash)
@@ -111,14 +110,15 @@ def monitor_cmd(port: str | None, baud: int | None, profile: str, manifest_path:
                 detect: tuple[str, ...], threshold: float | None, model_json: str, mic: str | None, fast: bool,
                 sim_flash: str, plain: bool = False, scores: int | None = None, elf: str | None = None) -> None:
     """Show the board's detections, latency, arena, memory and dropped audio live; pass its log through."""
-    from ..board.monitor import main
+    from ..board.monitor import MonitorOptions, monitor
 
     port = dev.pick_port(port, profile)
     # the rate the firmware was built for (921600 with --console uart), as idf.py monitor does
     baud = dev.console_baud(baud, manifest_path or f"build/firmware/{dev.profile_for(port, profile)}/flash.json")
-    main(port=port, baud=baud, as_json=as_json, log_path=log_path, reset=reset, reset_seq=reset_seq,
-         duration=duration, detect=detect, threshold=threshold, model_json=model_json, mic=mic, fast=fast,
-         sim_flash=sim_flash, plain=plain, scores=scores or 0, elf=elf, profile=dev.profile_for(port, profile))
+    monitor(MonitorOptions(port=port, baud=baud, as_json=as_json, log_path=log_path, reset=reset, reset_seq=reset_seq,
+                           duration=duration, detect=detect, threshold=threshold, model_json=model_json, mic=mic,
+                           fast=fast, sim_flash=sim_flash, plain=plain, scores=scores or 0, elf=elf,
+                           profile=dev.profile_for(port, profile)))
 
 
 @click.command("ports")
@@ -170,9 +170,8 @@ def validate_cmd(port: str | None, baud: int | None, profile: str | None, audio:
                  as_json: bool, out_path: str | None, plot_dir: str | None, no_float: bool,
                  reference_model: str | None, gates: tuple[str, ...], sim_flash: str) -> None:
     """Compare the board's outputs with the host (TFLite Micro and the float model) on real audio."""
-    import sys
-
     from ..board import validate as v
+    from ..board.connect import open_board
 
     profile, port = dev.legacy_board("validate", profile, port)
     port = dev.pick_port(port, profile)
@@ -184,7 +183,7 @@ def validate_cmd(port: str | None, baud: int | None, profile: str | None, audio:
     if plot_dir:
         check_dir(plot_dir, "--plots")
     files = v.audio_files(audio)
-    with v.open_board(port, sim_flash, baud=baud) as board:
+    with open_board(port, sim_flash, baud=baud) as board:
         report = v.validate(board, model_dir, files, plot_dir, with_float=not no_float,
                             say=None if as_json else lambda s: click.echo(s, err=True),
                             reference_model=reference_model)
@@ -204,8 +203,7 @@ def validate_cmd(port: str | None, baud: int | None, profile: str | None, audio:
             con.print(part)
     failed = v.check_gates(report, gates)
     if failed:
-        click.echo(f"yamflash: validate: {failed}", err=True)
-        sys.exit(1)
+        raise GateFailed(f"validate: {failed}")
 
 
 @click.command("bench")
@@ -237,7 +235,6 @@ def bench_cmd(port: str | None, baud: int | None, profile: str | None, n: int, w
               tolerance: float, estimate: bool, model_dir: str, as_json: bool, sim_flash: str) -> None:
     """Init time, invoke/frontend statistics, real-time factor, per-op profile, memory and flash of the board."""
     import os
-    import sys
 
     from ..board import bench as b
 
@@ -268,7 +265,7 @@ def bench_cmd(port: str | None, baud: int | None, profile: str | None, n: int, w
     if manifest_path is None:
         guess = Path("build/firmware") / dev.profile_for(board_spec, profile) / "flash.json"
         manifest_path = str(guess) if guess.is_file() else None
-    from ..board.validate import open_board
+    from ..board.connect import open_board
 
     baud = dev.console_baud(baud, manifest_path)
     with open_board(board_spec, sim_flash, stats_period=1.0, baud=baud) as board:
@@ -292,6 +289,5 @@ def bench_cmd(port: str | None, baud: int | None, profile: str | None, n: int, w
     bad = [r for r in comparison or [] if r["regressed"]]
     if bad:
         worst = max(bad, key=lambda r: abs(r["change"]))
-        click.echo(f"yamflash: bench: {len(bad)} regression(s) beyond {tolerance:.0%}; worst {worst['metric']} "
-                   f"{worst['change']:+.1%} ({worst['baseline']:,.0f} -> {worst['value']:,.0f})", err=True)
-        sys.exit(1)
+        raise GateFailed(f"bench: {len(bad)} regression(s) beyond {tolerance:.0%}; worst {worst['metric']} "
+                         f"{worst['change']:+.1%} ({worst['baseline']:,.0f} -> {worst['value']:,.0f})")

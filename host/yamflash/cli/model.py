@@ -34,8 +34,8 @@ def convert(weights: str | None, out_dir: str, calib_dir: str | None, calib_coun
             no_cache: bool) -> None:
     """Convert YAMNet to an INT8 TFLite Micro model with a log-mel patch input."""
     from ..convert import cache as convert_cache
-    from ..convert.yamnet import convert as run
-    from ..convert.yamnet import find_labels
+    from ..convert.yamnet import ConvertOptions, find_labels
+    from ..convert.yamnet import convert as convert_model
     from ..download import default_weights
     from ..model.fidelity import table
     from ..progress import log
@@ -56,8 +56,9 @@ def convert(weights: str | None, out_dir: str, calib_dir: str | None, calib_coun
         log(f"same weights, audio, settings and yamflash code as the conversion cached in {cached}: reused it "
             f"(--no-cache converts again)")
     else:
-        m = run(weights_path, out_dir, calib_dir, calib_count, eval_dir, eval_count, synthetic_calibration, seed,
-                labels)
+        m = convert_model(ConvertOptions(weights=weights_path, out_dir=out_dir, calib_dir=calib_dir,
+                                         calib_count=calib_count, eval_dir=eval_dir, eval_count=eval_count,
+                                         synthetic=synthetic_calibration, seed=seed, labels=labels))
         convert_cache.store(k, out_dir)
     if as_json:
         click.echo(json.dumps(m, indent=2))
@@ -148,14 +149,16 @@ def train(weights: str, data: str | None, csv_path: str | None, audio_dir: str |
           keep: tuple[str, ...], labels: str | None, out_dir: str, test_fraction: float, test_fold: str | None,
           calib_count: int, seed: int, as_json: bool) -> None:
     """Train a classifier for your own sounds on YAMNet embeddings and export it as an INT8 model."""
-    from ..learn.train import confusion_table, run
+    from ..learn.train import confusion_table
+    from ..learn.train import train as train_model
     from ..manifest import load_labels
 
     conds = parse_where(where)
     check_weights(weights)
     check_dir(out_dir, "--out", files=("model.tflite", "model.json", "training.json"), need_bytes=1 << 20)
-    m = run(weights, data, csv_path, audio_dir, conds, out_dir, list(keep), test_fraction, test_fold, seed,
-            calib_count, load_labels(labels) if labels else None)
+    m = train_model(weights_path=weights, data=data, csv_path=csv_path, audio_dir=audio_dir, where=conds,
+                    out_dir=out_dir, keep=list(keep), test_fraction=test_fraction, test_fold=test_fold, seed=seed,
+                    calib_count=calib_count, audioset_labels=load_labels(labels) if labels else None)
     t = m["training"]
     if as_json:
         click.echo(json.dumps(t, indent=2))
@@ -199,7 +202,7 @@ def distill_cmd(weights: str, data: str | None, csv_path: str | None, audio_dir:
                 unlabelled: tuple[str, ...], out_dir: str, test_fraction: float, test_fold: str | None, epochs: int,
                 views: int, finetune_epochs: int, calib_count: int, seed: int, as_json: bool) -> None:
     """Distill YAMNet into a compact student (~180 K parameters), add a head for your classes, export INT8."""
-    from ..learn.distill import run
+    from ..learn.distill import distill
     from ..learn.train import confusion_table
 
     conds = parse_where(where)
@@ -207,7 +210,9 @@ def distill_cmd(weights: str, data: str | None, csv_path: str | None, audio_dir:
     check_dir(out_dir, "--out", files=("model.tflite", "model.json", "training.json"), need_bytes=256 << 10)
     cfg = DistillConfig(epochs=epochs, views=views, calib_count=calib_count, seed=seed,
                         finetune_epochs=finetune_epochs)
-    m = run(weights, data, csv_path, audio_dir, conds, list(unlabelled), out_dir, test_fraction, test_fold, cfg)
+    m = distill(weights_path=weights, data=data, csv_path=csv_path, audio_dir=audio_dir, where=conds,
+                unlabelled=list(unlabelled), out_dir=out_dir, test_fraction=test_fraction, test_fold=test_fold,
+                cfg=cfg)
     t = m["training"]
     if as_json:
         click.echo(json.dumps(t, indent=2))

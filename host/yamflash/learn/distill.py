@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -35,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import manifest
 from ..audio import list_audio, load_audio
 from ..errors import UserError
 from ..frontend import PARAMS, waveform_to_patches
@@ -397,15 +395,13 @@ def _labelled(data: str | None, csv_path: str | None, audio_dir: str | None,
     return clips, {c.path.resolve(): c.group for c in every}, dirs
 
 
-def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: str | None, where: dict[str, str],
-        unlabelled: list[str], out_dir: str, test_fraction: float, test_fold: str | None,
-        cfg: DistillConfig) -> dict[str, Any]:
+def distill(weights_path: str, data: str | None, csv_path: str | None, audio_dir: str | None,
+            where: dict[str, str], unlabelled: list[str], out_dir: str, test_fraction: float, test_fold: str | None,
+            cfg: DistillConfig) -> dict[str, Any]:
     """Distill, add a head, quantize, measure; write model.tflite + model.json + training.json at the end only."""
-    from ..chip.inspect import inspect
-    from ..convert.yamnet import model_record, tool_versions
+    from ..convert.export import prepare, tool_versions
     from ..model import fidelity
     from ..model.keras import float_scores
-    from ..model.tflm import MicroModel
     from ..model.weights import load_weights
     from ..target.layout import choose as choose_layout
     from ..target.layout import confirm as confirm_layout
@@ -456,11 +452,9 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
     t_q = time.monotonic() - t_q
     # The chip layout's bit-exact rewrites (target/layout.py), checked on held-out test patches.
     tflite, chip_layout = choose_layout(tflite, np.concatenate([mels[i] for i in test_idx]), log)
-    with tempfile.TemporaryDirectory() as td:
-        (Path(td) / "model.tflite").write_bytes(tflite)
-        report = inspect(Path(td) / "model.tflite")
-    check_ops(report["op_counts"])
-    micro = MicroModel(tflite)
+    exp = prepare(tflite, names, data or csv_path, log)  # the TFLite Micro check, model.json's common fields
+    check_ops(exp.report["op_counts"])
+    micro = exp.micro
     so, zo = micro.output_quant
     if abs(so - 1 / 256) > 1e-9 or zo != -128:
         raise UserError(f"internal: sigmoid output quantized as scale {so}, zero point {zo}; expected 1/256, -128.")
@@ -479,7 +473,7 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
         "config": asdict(cfg), "fit": head_fit,
         "float": rep_float, "int8_tflm": rep_int8,
     }
-    m = model_record(tflite, report, micro, names, data or csv_path) | {
+    fields = {
         "weights": {"format": "distilled student", "teacher": {k_: v for k_, v in weights.source.items()
                                                                 if k_ != "path"}, "activation": "relu"},
         "calibration": {"seed": cfg.seed, "synthetic": False, "dir": "unlabelled set (test clips held out)",
@@ -492,10 +486,9 @@ def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: st
         "tool_versions": tool_versions(),
         "training": training,
     }
-    m["layout"] = confirm_layout(chip_layout, m.get("arena"), len(tflite))
+    fields["layout"] = confirm_layout(chip_layout, exp.record.get("arena"), len(exp.tflite))
+    m = exp.write(out_dir, fields, files={"training.json": json.dumps(training, indent=2) + "\n"})
     out = Path(out_dir)
-    manifest.write_all({out / "model.tflite": tflite, out / "model.json": manifest.dumps(m),
-                        out / "training.json": json.dumps(training, indent=2) + "\n"}, flag="--out")
     save_confusion_png(rep_int8, names, out / "confusion_int8.png", "student INT8 (TFLite Micro)")
     save_confusion_png(rep_float, names, out / "confusion_float.png", "student float")
     return m

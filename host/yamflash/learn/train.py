@@ -182,9 +182,11 @@ def save_confusion_png(report: dict[str, Any], names: list[str], path: Path, tit
     return True
 
 
-def run(weights_path: str, data: str | None, csv_path: str | None, audio_dir: str | None, where: dict[str, str],
-        out_dir: str, keep: list[str], test_fraction: float, test_fold: str | None, seed: int,
-        calib_count: int, audioset_labels: list[str] | None) -> dict[str, Any]:
+def train(weights_path: str, data: str | None, csv_path: str | None, audio_dir: str | None, where: dict[str, str],
+          out_dir: str, keep: list[str], test_fraction: float, test_fold: str | None, seed: int,
+          calib_count: int, audioset_labels: list[str] | None) -> dict[str, Any]:
+    """`yamflash train`: a head for the clips' classes on YAMNet's embeddings (beside the AudioSet classes in
+    ``keep``), exported INT8 through convert's write_model; model.json, training.json and confusion PNGs."""
     from ..convert import yamnet as conv
     from ..dataset import PatchSet
     from ..model.keras import build, float_scores
