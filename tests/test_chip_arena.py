@@ -166,7 +166,8 @@ def _sim_boot(model_json: Path, tmp: Path, configured: int | None = None) -> tup
     fl.flash_sim(fl.load_plan(tmp / "out" / "sim" / "flash.json"), flash_file)
     board = VirtualBoard(flash_file)
     sent: list[dict] = []
-    board._write = lambda line: sent.append(protocol.parse(line))  # type: ignore[method-assign] # every line out
+    # every protocol line it writes (yf_core writes hello through the same pty writer as the events)
+    board._write = lambda line: sent.append(protocol.parse(line)) if line.startswith(protocol.PREFIX) else None  # type: ignore[method-assign]
     try:
         board.boot()
         return sent, board.alloc
