@@ -144,3 +144,75 @@ def test_distill_end_to_end(tmp_path, drq_model, data_dir):
     assert t["int8_tflm"]["clips"] == t["test_clips"] and 0.0 <= t["float"]["accuracy"] <= 1.0
     assert m["training"] == t and json.loads((out / "training.json").read_text()) == t
     assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_cv_folds_never_put_a_source_recording_on_both_sides(data_dir):
+    from yamflash.learn import cv
+
+    clips = train.clips_from_csv(data_dir / "audio" / "esc50-16k-dev" / "meta" / "esc50.csv", None,
+                                 {"esc10": "True"})
+    assert len(clips) == 52
+    for k in (2, 5, 10):
+        folds = cv.group_folds(clips, k, 0)
+        assert sorted(set(folds)) == list(range(k))  # every fold tests something
+        for f in range(k):
+            train_idx, test_idx = cv.fold_split(folds, f)
+            assert sorted(train_idx + test_idx) == list(range(len(clips)))
+            assert not {clips[i].group for i in train_idx} & {clips[i].group for i in test_idx}
+        sizes = np.bincount(folds)
+        assert sizes.max() - sizes.min() <= 3  # balanced, so no fold's figure rests on a handful of clips
+
+
+def test_cv_rejects_too_few_or_too_many_folds():
+    from yamflash.learn import cv
+
+    clips = [train.Clip(Path(f"{i}.wav"), "ab"[i % 2], f"src{i // 2}") for i in range(8)]  # 4 sources
+    with pytest.raises(UserError, match="at least 2"):
+        cv.group_folds(clips, 1)
+    with pytest.raises(UserError, match="only 4 source groups"):
+        cv.group_folds(clips, 5)
+    assert len(set(cv.group_folds(clips, 4))) == 4
+
+
+def test_cv_intervals():
+    from yamflash.learn import cv
+
+    lo, hi = cv.wilson(26, 52)
+    assert lo == pytest.approx(0.3686, abs=1e-3) and hi == pytest.approx(0.6314, abs=1e-3)
+    assert cv.wilson(52, 52)[1] == 1.0 and cv.wilson(52, 52)[0] > 0.9
+    hits = [True] * 40 + [False] * 12
+    groups = [f"g{i // 4}" for i in range(52)]  # clips of a source agree more than chance: the interval widens
+    blo, bhi = cv.group_bootstrap(hits, groups)
+    assert blo < 40 / 52 < bhi and bhi - blo > cv.wilson(40, 52)[1] - cv.wilson(40, 52)[0]
+
+
+def test_held_out_views_drop_test_audio_even_when_mixed_in():
+    teacher = {"owner": np.array([0, 0, 1, 1, 2, 2]), "partner": np.array([-1, 1, -1, 2, -1, 0])}
+    held = np.array([False, True, False])
+    assert distill.usable(teacher, held).tolist() == [True, False, False, False, True, True]
+
+
+def test_composed_head_is_the_teacher_head_read_through_the_projection():
+    rng = np.random.default_rng(0)
+    pw, pb = rng.normal(size=(8, 16)), rng.normal(size=16)
+    mu, sd = rng.normal(size=16), rng.uniform(0.5, 2, 16)
+    k, b = rng.normal(size=(16, 3)), rng.normal(size=3)
+    x = rng.normal(size=(5, 8))
+    kc, bc = distill.composed_head((pw, pb, mu, sd), k, b)
+    assert kc.shape == (8, 3) and np.allclose(x @ kc + bc, ((x @ pw + pb) * sd + mu) @ k + b, atol=1e-4)
+
+
+def test_cli_cv_flag(tmp_path, drq_model):
+    base = [sys.executable, "-m", "yamflash", "distill", "--weights", str(drq_model), "--out", str(tmp_path / "o")]
+    p = subprocess.run([*base, "--data", str(tmp_path), "--cv", "1"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "--cv 1" in p.stderr
+    for cls in ("dog", "cat"):
+        for i in range(2):
+            _wav(tmp_path / "d" / cls / f"{i}.wav", seed=i)
+    p = subprocess.run([*base, "--data", str(tmp_path / "d"), "--cv", "9"], capture_output=True, text=True,
+                       timeout=120)
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("yamflash: error:")]
+    assert p.returncode == 2 and len(errors) == 1 and "only 4 source groups" in errors[0]
+    assert not (tmp_path / "o").exists()
+    h = subprocess.run([*base[:4], "--help"], capture_output=True, text=True, timeout=120)
+    assert "--cv" in h.stdout

@@ -197,10 +197,14 @@ _DISTILL = DistillConfig()  # the CLI's defaults are the measured configuration 
 @click.option("--calib-count", type=int, default=_DISTILL.calib_count, show_default=True,
               help="Patches that calibrate the INT8 quantization.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split and the training.")
+@click.option("--cv", "cv_folds", type=int, default=None,
+              help="Measure accuracy by K-fold cross-validation over source recordings (every clip tested once, "
+                   "by a student that never heard its recording), then train the written model on all clips.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
 def distill_cmd(weights: str, data: str | None, csv_path: str | None, audio_dir: str | None, where: tuple[str, ...],
                 unlabelled: tuple[str, ...], out_dir: str, test_fraction: float, test_fold: str | None, epochs: int,
-                views: int, finetune_epochs: int, calib_count: int, seed: int, as_json: bool) -> None:
+                views: int, finetune_epochs: int, calib_count: int, seed: int, cv_folds: int | None,
+                as_json: bool) -> None:
     """Distill YAMNet into a compact student (~180 K parameters), add a head for your classes, export INT8."""
     from ..learn.distill import distill
     from ..learn.train import confusion_table
@@ -210,14 +214,25 @@ def distill_cmd(weights: str, data: str | None, csv_path: str | None, audio_dir:
     check_dir(out_dir, "--out", files=("model.tflite", "model.json", "training.json"), need_bytes=256 << 10)
     cfg = DistillConfig(epochs=epochs, views=views, calib_count=calib_count, seed=seed,
                         finetune_epochs=finetune_epochs)
+    if cv_folds is not None and cv_folds < 2:
+        raise UserError(f"--cv {cv_folds}: cross-validation needs at least 2 folds.")
     m = distill(weights_path=weights, data=data, csv_path=csv_path, audio_dir=audio_dir, where=conds,
                 unlabelled=list(unlabelled), out_dir=out_dir, test_fraction=test_fraction, test_fold=test_fold,
-                cfg=cfg)
+                cfg=cfg, cv_folds=cv_folds)
     t = m["training"]
     if as_json:
         click.echo(json.dumps(t, indent=2))
         return
     names = t["classes"]
+    if "cv" in t:
+        from ..learn.cv import format_summary
+
+        click.echo(format_summary(t["cv"], "student INT8 in TFLite Micro"))
+        click.echo(confusion_table(t["int8_tflm"], names))
+        click.echo(f"\nthe written model is trained on all {t['train_clips']} clips; {m['parameters']:,} parameters, "
+                   f"{m['model']['bytes']:,} bytes model, {m['arena_bytes']:,} bytes arena; wrote "
+                   f"{Path(out_dir) / 'model.tflite'} and model.json")
+        return
     click.echo(f"{len(names)} classes, {t['train_clips']} training clips, {t['test_clips']} test clips ({t['split']}); "
                f"distilled on {t['distill']['patches']} patches of {t['distill']['unlabelled_files']} files")
     click.echo(f"clip accuracy: student float {t['float']['accuracy']:.1%}, INT8 in TFLite Micro "

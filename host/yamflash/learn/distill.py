@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +40,23 @@ from ..frontend import PARAMS, waveform_to_patches
 from ..model.weights import LAYER_DEFS
 from ..progress import captured_chatter, log, track
 from .config import DistillConfig
-from .train import Clip, clip_report, clips_from_csv, clips_from_folder, save_confusion_png, split, train_head
+from .train import Clip, clip_report, clips_from_csv, clips_from_folder, save_confusion_png, split
 
 # The student is YAMNet's first seven layers (weights.LAYER_DEFS: the 3x3 convolution, then depthwise-separable
 # blocks with YAMNet's strides), one width per layer: layers 1-2 narrowed (their 48x32 maps set the arena),
-# layers 3-5 at YAMNet's width, layer 6 at 224 of 256 and layer 7 at 256 of 512 channels (the parameter
-# budget); the mean of layer 7 is the 256-d embedding. A linear probe on YAMNet's own pooled layer 6 / 7 /
-# 12 gets 78 / 87 / 96 % on the ESC-10 split of bench_custom: depth up to layer 7 is what the budget buys.
-STUDENT_WIDTHS: tuple[int, ...] = (16, 48, 128, 128, 256, 224, 256)
+# layers 3-4 at 112 of 128 (the 24x16 maps of layer 4's 1x1 convolution, in + out + ESP-NN's copy of its filter,
+# are the chip arena's peak: 128 channels measured 136,160 B on the chip, 112 measure 129,504 B, -m32 127,900 B;
+# widths stay multiples of 16, as ESP-NN's S3 depthwise kernel pads others with a whole-map copy: 120 measured
+# 233,312 B), layer 5 at YAMNet's width, layer 6 at 224 of 256 and layer 7 at 256 of 512 channels (the
+# parameter budget); the mean of layer 7 is the 256-d embedding. A linear probe on YAMNet's own pooled
+# layer 6 / 7 / 12 gets 78 / 87 / 96 % on an ESC-10 split: depth up to layer 7 is what the budget buys.
+STUDENT_WIDTHS: tuple[int, ...] = (16, 48, 112, 112, 256, 224, 256)
 EMBEDDING = STUDENT_WIDTHS[-1]
 # Ops the student may contain once converted: what TFLite Micro has and ESP-NN accelerates (+ glue).
 # CONCATENATION, PAD and SLICE come from the chip layout's bit-exact rewrites (chip/rewrite.py): copies.
 ALLOWED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "AVERAGE_POOL_2D", "RESHAPE",
                          "LOGISTIC", "CONCATENATION", "PAD", "SLICE"})
-AUG_VERSION = 1  # bump when the augmented views change, so cached teacher outputs are recomputed
+AUG_VERSION = 2  # bump when the augmented views change, so cached teacher outputs are recomputed
 
 
 def student_plan(widths: tuple[int, ...] | None = None) -> list[tuple[str, str, int, int, str]]:
@@ -218,82 +221,135 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _held(files: list[Path], test: list[Clip], groups: dict[Path, str]) -> np.ndarray:
+    """Per file: is it a test clip -- same path, same content, or the same source group as one?"""
+    test_paths = {c.path.resolve() for c in test}
+    test_groups = {c.group for c in test}
+    test_hashes = {_sha(c.path) for c in test if c.path.is_file()}
+    return np.array([f.resolve() in test_paths or groups.get(f.resolve()) in test_groups
+                     or (bool(test_hashes) and _sha(f) in test_hashes) for f in files], bool)
+
+
+def all_unlabelled(dirs: list[Path]) -> list[Path]:
+    """Every audio file under ``dirs``, each once (a folder named twice, or nested, adds nothing)."""
+    keep: dict[Path, Path] = {}
+    for d in dirs:
+        for f in list_audio(d):
+            keep.setdefault(f.resolve(), f)
+    return sorted(keep.values())
+
+
 def unlabelled_files(dirs: list[Path], test: list[Clip], groups: dict[Path, str]) -> tuple[list[Path], int]:
     """Audio under ``dirs`` minus any test clip: same path, same content, or the same source group.
 
     ``groups`` maps resolved paths to source groups (e.g. ESC-50's src_file) for files the metadata names.
     Returns the kept files and how many were held out.
     """
-    test_paths = {c.path.resolve() for c in test}
-    test_groups = {c.group for c in test}
-    test_hashes = {_sha(c.path) for c in test if c.path.is_file()}
-    keep: dict[Path, Path] = {}
-    held: set[Path] = set()
-    for d in dirs:
-        for f in list_audio(d):
-            r = f.resolve()
-            if r in keep or r in held:
-                continue
-            if r in test_paths or groups.get(r) in test_groups or _sha(f) in test_hashes:
-                held.add(r)
-            else:
-                keep[r] = f
-    if not keep:
+    files = all_unlabelled(dirs)
+    held = _held(files, test, groups)
+    if held.all():
         raise UserError("no unlabelled audio left after holding out the test clips; pass --unlabelled DIR.")
-    return sorted(keep.values()), len(held)
+    return [f for f, h in zip(files, held, strict=True) if not h], int(held.sum())
 
 
-def _views(wave: np.ndarray, pool: list[np.ndarray], rng: np.random.Generator, views: int) -> np.ndarray:
-    """The clip's patches plus views-1 augmented copies: shifted patch grid, gain, and half of them mixed."""
-    out = [waveform_to_patches(wave)]
+def _spec_mask(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """SpecAugment-style: one band of 4-23 frames and one of 3-11 mel bins set to the patch's mean."""
+    p = p.copy()
+    fill = p.mean()
+    t = int(rng.integers(4, 24))
+    t0 = int(rng.integers(0, PARAMS.patch_frames - t))
+    p[t0 : t0 + t] = fill
+    f = int(rng.integers(3, 12))
+    f0 = int(rng.integers(0, PARAMS.num_mel_bins - f))
+    p[:, f0 : f0 + f] = fill
+    return p
+
+
+def _views(i: int, waves: list[np.ndarray], rng: np.random.Generator, views: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clip i's patches plus views-1 augmented copies (shifted patch grid, gain, half of them mixed with
+    another clip, half of them masked SpecAugment-style), and per patch the mixed-in clip's index or -1,
+    so that a view holding any test audio can be dropped later."""
+    wave = waves[i]
+    out, partners = [waveform_to_patches(wave)], [-1]
     for _ in range(views - 1):
         x = wave[int(rng.integers(0, PARAMS.patch_hop_samples)):] * np.float32(10 ** (rng.uniform(-12, 6) / 20))
-        if rng.random() < 0.5 and pool:
-            other = pool[int(rng.integers(len(pool)))]
+        partner = -1
+        if rng.random() < 0.5 and len(waves) > 1:
+            partner = int((i + 1 + rng.integers(len(waves) - 1)) % len(waves))  # any clip but this one
+            other = waves[partner]
             n = min(len(x), len(other))
             x = x.copy()
             x[:n] += other[:n] * np.float32(10 ** (rng.uniform(-15, -3) / 20))
-        out.append(waveform_to_patches(x))
-    p = np.concatenate(out)
-    # Digital silence (ESC-50 pads clips with zeros) gives identical constant patches: keep one.
-    flat = p.reshape(len(p), -1).std(1) < 1e-3
-    first_flat = np.flatnonzero(flat)[:1]
-    return p[np.sort(np.concatenate([np.flatnonzero(~flat), first_flat]))]
+        p = waveform_to_patches(x)
+        if rng.random() < 0.5:
+            p = np.stack([_spec_mask(q, rng) for q in p])
+        out.append(p)
+        partners.append(partner)
+    patches, owners = [], []
+    for p, partner in zip(out, partners, strict=True):
+        # Digital silence (ESC-50 pads clips with zeros) gives identical constant patches: keep one per view.
+        flat = p.reshape(len(p), -1).std(1) < 1e-3
+        keep = np.sort(np.concatenate([np.flatnonzero(~flat), np.flatnonzero(flat)[:1]]))
+        patches.append(p[keep])
+        owners += [partner] * len(keep)
+    return np.concatenate(patches), np.array(owners, np.int32)
 
 
-def teacher_targets(files: list[Path], weights: Any, views: int, seed: int,
-                    cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """[n, 96, 64] float16 patches and [n, 1024] YAMNet embeddings for the augmented views, cached."""
+def teacher_targets(files: list[Path], weights: Any, views: int, seed: int) -> dict[str, np.ndarray]:
+    """Augmented views of every unlabelled file with YAMNet's 1024-d embeddings, cached by content.
+
+    Returns ``mel`` [n, 96, 64] float16, ``emb`` [n, 1024], ``owner`` (file index per patch) and ``partner``
+    (the file mixed in, or -1). Computed once for all files, so that every split and every fold of ``--cv``
+    reuses it: a run drops the patches whose owner or partner is one of its test clips (``usable``).
+    """
     import tensorflow as tf
 
+    from ..cachedir import cache_root
     from ..model.keras import build
 
     h = hashlib.sha256(f"{weights.source.get('sha256', '')}|{views}|{seed}|{AUG_VERSION}".encode())
     for f in files:
         h.update(_sha(f).encode())
-    path = cache / f"teacher-{h.hexdigest()[:24]}.npz"
+    path = cache_root() / f"distill-teacher-{h.hexdigest()[:16]}" / "teacher.npz"
     if path.is_file():
         z = np.load(path)
         log(f"teacher outputs from cache {path} ({len(z['emb'])} patches)")
-        return z["mel"], z["emb"]
+        return {k: z[k] for k in ("mel", "emb", "owner", "partner")}
     waves = [load_audio(f) for f in track(files, "loading unlabelled audio")]
     rng = np.random.default_rng(seed)
-    mels = np.concatenate([_views(w, waves, rng, views) for w in track(waves, "augmented log-mel views")])
+    mels, owner, partner = [], [], []
+    for i in track(range(len(waves)), "augmented log-mel views"):
+        m, part = _views(i, waves, rng, views)
+        mels.append(m)
+        owner.append(np.full(len(m), i, np.int32))
+        partner.append(part)
+    mel = np.concatenate(mels)
     model = build(weights, outputs="embeddings_batch")
     fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    chunks = range(0, len(mels), 128)
-    emb = np.concatenate([fn(tf.constant(mels[i : i + 128])).numpy() for i in track(chunks, "YAMNet teacher")])
-    mel16 = mels.astype(np.float16)
-    cache.mkdir(parents=True, exist_ok=True)
+    chunks = range(0, len(mel), 128)
+    emb = np.concatenate([fn(tf.constant(mel[i : i + 128])).numpy() for i in track(chunks, "YAMNet teacher")])
+    out = {"mel": mel.astype(np.float16), "emb": emb.astype(np.float32), "owner": np.concatenate(owner),
+           "partner": np.concatenate(partner)}
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, mel=mel16, emb=emb.astype(np.float32))
+    np.savez(tmp, **out)
     tmp.replace(path)
-    return mel16, emb.astype(np.float32)
+    return out
 
 
-def fit_student(mels: np.ndarray, emb: np.ndarray, weights: Any, cfg: DistillConfig) -> tuple[Any, dict[str, Any]]:
+def usable(teacher: dict[str, np.ndarray], held: np.ndarray) -> np.ndarray:
+    """Patches that hold no audio of a held-out file, neither as the clip itself nor mixed in."""
+    owner, partner = teacher["owner"], teacher["partner"]
+    return ~held[owner] & ~np.where(partner >= 0, held[np.maximum(partner, 0)], False)
+
+
+Projection = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # kernel, bias, embedding mean, std
+
+
+def fit_student(mels: np.ndarray, emb: np.ndarray, weights: Any,
+                cfg: DistillConfig) -> tuple[Any, Projection, dict[str, Any]]:
     """Cut the student out of YAMNet, then train it (+ a 256 -> 1024 projection) to match YAMNet's embedding
-    and scores."""
+    and scores. Returns the student, the projection onto YAMNet's embedding and what it took."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(cfg.seed)
@@ -343,9 +399,49 @@ def fit_student(mels: np.ndarray, emb: np.ndarray, weights: Any, cfg: DistillCon
     pred_emb = model.predict(mels[:: max(1, len(mels) // 1000)], batch_size=256, verbose=0)[0] * sd + mu
     ref = emb[:: max(1, len(mels) // 1000)]
     cos = np.sum(pred_emb * ref, 1) / (np.linalg.norm(pred_emb, axis=1) * np.linalg.norm(ref, axis=1) + 1e-9)
-    return student, {"patches": int(len(mels)), "epochs": cfg.epochs, "seconds": round(time.monotonic() - t0, 1),
+    pw, pb = proj.get_weights()
+    return student, (pw, pb, mu, sd), {
+                     "patches": int(len(mels)), "epochs": cfg.epochs, "seconds": round(time.monotonic() - t0, 1),
                      "init": "cut from YAMNet", "init_patches": int(len(sub)), "init_seconds": round(t_init, 1),
                      "final_loss": final_loss, "train_embedding_cosine": round(float(cos.mean()), 4)}
+
+
+def composed_head(proj: Projection, kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A head trained on YAMNet's 1024-d embedding, read through the student's projection onto it: one
+    Dense(256 -> C) (both maps are linear, so they fold into one).
+
+    Why: the labelled clips are few. A head fitted on the student's own 256-d features learns whatever
+    separates those clips, including what the small student got wrong; fitted on YAMNet's embeddings (what
+    `train` does, 95 %+ on held-out recordings) it only asks the student to imitate YAMNet, which it was
+    trained to do on every unlabelled view.
+    """
+    pw, pb, mu, sd = proj
+    k = (pw * sd[None, :]) @ kernel
+    b = (pb * sd + mu) @ kernel + bias
+    return k.astype(np.float32), b.astype(np.float32)
+
+
+def linear_head(x: np.ndarray, y: np.ndarray, classes: int, l2: float, steps: int = 200) -> tuple[np.ndarray,
+                                                                                                 np.ndarray]:
+    """Dense(C, sigmoid) by class-balanced binary cross-entropy with an L2 penalty (on standardized inputs,
+    folded back into the kernel), full-batch Adam in numpy: the few labelled clips need a strong prior more
+    than early stopping on a random slice of their own patches."""
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    xs = ((x - mean) / std).astype(np.float64)
+    counts = np.bincount(y, minlength=classes)
+    sw = (len(y) / (classes * np.maximum(counts, 1)))[y][:, None]
+    target = np.eye(classes)[y]
+    w, b = np.zeros((x.shape[1], classes)), np.zeros(classes)
+    mw, vw, mb, vb = np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b)
+    for i in range(1, steps + 1):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (xs @ w + b)))
+        g = sw * (p - target) / len(y)
+        gw, gb = xs.T @ g + l2 * w, g.sum(0)
+        mw, vw = 0.9 * mw + 0.1 * gw, 0.999 * vw + 0.001 * gw**2
+        mb, vb = 0.9 * mb + 0.1 * gb, 0.999 * vb + 0.001 * gb**2
+        w -= 0.01 * (mw / (1 - 0.9**i)) / (np.sqrt(vw / (1 - 0.999**i)) + 1e-8)
+        b -= 0.01 * (mb / (1 - 0.9**i)) / (np.sqrt(vb / (1 - 0.999**i)) + 1e-8)
+    return (w / std[:, None]).astype(np.float32), (b - (mean / std) @ w).astype(np.float32)
 
 
 def finetune(model: Any, x: np.ndarray, y: np.ndarray, cfg: DistillConfig) -> dict[str, Any]:
@@ -395,94 +491,205 @@ def _labelled(data: str | None, csv_path: str | None, audio_dir: str | None,
     return clips, {c.path.resolve(): c.group for c in every}, dirs
 
 
-def distill(weights_path: str, data: str | None, csv_path: str | None, audio_dir: str | None,
-            where: dict[str, str], unlabelled: list[str], out_dir: str, test_fraction: float, test_fold: str | None,
-            cfg: DistillConfig) -> dict[str, Any]:
-    """Distill, add a head, quantize, measure; write model.tflite + model.json + training.json at the end only."""
-    from ..convert.export import prepare, tool_versions
-    from ..model import fidelity
-    from ..model.keras import float_scores
+@dataclass
+class _Setup:
+    clips: list[Clip]
+    names: list[str]
+    y: np.ndarray
+    groups: dict[Path, str]
+    files: list[Path]  # every unlabelled file; each run holds out its test clips from them
+    teacher: dict[str, np.ndarray]
+    weights: Any
+    mels: list[np.ndarray]  # labelled clips' patches
+    embs: list[np.ndarray]  # and YAMNet's embeddings of them
+
+
+def _prepare(weights_path: str, data: str | None, csv_path: str | None, audio_dir: str | None,
+             where: dict[str, str], unlabelled: list[str], cfg: DistillConfig, cv_folds: int | None) -> _Setup:
+    from ..cachedir import cache_root
     from ..model.weights import load_weights
-    from ..target.layout import choose as choose_layout
-    from ..target.layout import confirm as confirm_layout
     from .train import embed
 
-    t0 = time.monotonic()
     if min(cfg.views, cfg.batch, cfg.calib_count, cfg.init_patches) < 1 or min(cfg.epochs, cfg.finetune_epochs) < 0:
         raise UserError("--views, --batch and --calib-count must be at least 1; --epochs and --finetune-epochs 0 "
                         "or more.")
     clips, groups, default_dirs = _labelled(data, csv_path, audio_dir, where)
-    names = sorted({c.label for c in clips})
     if not clips:
         raise UserError("the dataset has no clips; check the folder or --where filter.")
+    names = sorted({c.label for c in clips})
     if len(names) < 2:
         raise UserError(f"only one class ({names[0]}); a detector needs at least two (add a background class).")
-    train_idx, test_idx = split(clips, test_fraction, cfg.seed, test_fold)
-    if not test_idx or not train_idx:
-        raise UserError("cannot split the data into train and test; add more clips per class.")
     for c in clips:
         if not c.path.is_file():
             raise UserError(f"audio file {c.path} is missing; fix the CSV or the folder.")
-    files, held = unlabelled_files([Path(u) for u in unlabelled] or default_dirs, [clips[i] for i in test_idx],
-                                   groups)
-    log(f"unlabelled: {len(files)} files ({held} held out as test clips); {len(train_idx)} train / "
-        f"{len(test_idx)} test labelled clips")
-    weights = load_weights(weights_path)
-    mels_u, emb_u = teacher_targets(files, weights, cfg.views, cfg.seed, Path("build") / "cache" / "distill")
-    student, fit_info = fit_student(mels_u, emb_u, weights, cfg)
+    if cv_folds is not None:
+        from .cv import group_folds
 
+        group_folds(clips, cv_folds, cfg.seed)  # a bad K fails here, before any teacher or training time
+    files = all_unlabelled([Path(u) for u in unlabelled] or default_dirs)
+    if not files:
+        raise UserError("no unlabelled audio found; pass --unlabelled DIR.")
+    weights = load_weights(weights_path)
+    teacher = teacher_targets(files, weights, cfg.views, cfg.seed)
+    mels, embs = embed(clips, weights, cache_root() / "embeddings")  # cached float YAMNet
     y = np.array([names.index(c.label) for c in clips])
-    mels, _ = embed(clips, weights, Path("build") / "cache" / "embeddings")  # cached float YAMNet
-    y_tr = np.concatenate([[y[i]] * len(mels[i]) for i in train_idx])
-    s_tr = student.predict(np.concatenate([mels[i] for i in train_idx]), batch_size=256, verbose=0)
-    log(f"training a {len(names)}-class head on {len(s_tr)} student embeddings")
-    k, b, head_fit = train_head(s_tr, y_tr, len(names), cfg.seed)
-    truth = [int(y[i]) for i in test_idx]
+    return _Setup(clips, names, y, groups, files, teacher, weights, mels, embs)
+
+
+def _fit(st: _Setup, train_idx: list[int], test_idx: list[int], cfg: DistillConfig) -> dict[str, Any]:
+    """Student (on the unlabelled views that hold no test audio), composed head, INT8 model."""
+    held = _held(st.files, [st.clips[i] for i in test_idx], st.groups)
+    ok = usable(st.teacher, held)
+    if not ok.any():
+        raise UserError("no unlabelled audio left after holding out the test clips; pass --unlabelled DIR.")
+    log(f"unlabelled: {len(st.files) - int(held.sum())} files, {int(ok.sum())} patches ({int(held.sum())} files "
+        f"held out as test clips); {len(train_idx)} train / {len(test_idx)} test labelled clips")
+    mels_u = st.teacher["mel"][ok].astype(np.float32)
+    student, proj, fit_info = fit_student(mels_u, st.teacher["emb"][ok], st.weights, cfg)
+    y_tr = np.concatenate([[st.y[i]] * len(st.mels[i]) for i in train_idx])
+    c = len(st.names)
+    # Head = mean of two linear heads on the student's embedding (one Dense once folded): YAMNet's embedding
+    # head read through the projection, and a strongly regularized head on the student's own features of every
+    # augmented view of the training clips (those the unlabelled set holds; else their plain patches).
+    k0, b0 = linear_head(np.concatenate([st.embs[i] for i in train_idx]), y_tr, c, cfg.head_l2_teacher)
+    kc, bc = composed_head(proj, k0, b0)
+    own = {f.resolve(): j for j, f in enumerate(st.files)}
+    clip_of = {own[st.clips[i].path.resolve()]: i for i in train_idx if st.clips[i].path.resolve() in own}
+    views_ok = ok & np.isin(st.teacher["owner"], list(clip_of))
+    if views_ok.any():
+        x_s = student.predict(st.teacher["mel"][views_ok].astype(np.float32), batch_size=256, verbose=0)
+        y_s = st.y[[clip_of[int(o)] for o in st.teacher["owner"][views_ok]]]
+    else:
+        x_s = student.predict(np.concatenate([st.mels[i] for i in train_idx]), batch_size=256, verbose=0)
+        y_s = y_tr
+    log(f"training a {c}-class head: YAMNet's embeddings of {len(y_tr)} labelled patches, the student's of "
+        f"{len(y_s)} labelled views")
+    ks, bs = linear_head(x_s, y_s, c, cfg.head_l2_student)
+    k, b = (kc + ks) / 2, (bc + bs) / 2
+    head_fit = {"head": "mean of YAMNet-embedding head through the projection and student-feature head",
+                "teacher_patches": int(len(y_tr)), "student_views": int(len(y_s)),
+                "l2": [cfg.head_l2_teacher, cfg.head_l2_student]}
     float_model = classifier(student, k, b, None)
     if cfg.finetune_epochs:
-        head_fit["finetune"] = finetune(float_model, np.concatenate([mels[i] for i in train_idx]), y_tr, cfg)
+        head_fit["finetune"] = finetune(float_model, np.concatenate([st.mels[i] for i in train_idx]), y_tr, cfg)
         k, b = float_model.get_layer("head").get_weights()
-    rep_float = clip_report([float_scores(float_model, mels[i]) for i in test_idx], truth, names)
-
     rng = np.random.default_rng(cfg.seed)
     pool = mels_u[np.sort(rng.choice(len(mels_u), min(cfg.calib_count, len(mels_u)), replace=False))]
     log(f"quantizing to int8 with {len(pool)} representative patches (plain min/max post-training)")
     t_q = time.monotonic()
     tflite = to_int8(classifier(student, k, b, 1), pool)
-    t_q = time.monotonic() - t_q
-    # The chip layout's bit-exact rewrites (target/layout.py), checked on held-out test patches.
-    tflite, chip_layout = choose_layout(tflite, np.concatenate([mels[i] for i in test_idx]), log)
+    return {"student": student, "float_model": float_model, "tflite": tflite, "fit": fit_info,
+            "head_fit": head_fit, "pool": pool, "quantize_seconds": round(time.monotonic() - t_q, 1),
+            "unlabelled_files": len(st.files) - int(held.sum()), "held": int(held.sum())}
+
+
+def cross_validate(st: _Setup, k: int, cfg: DistillConfig) -> dict[str, Any]:
+    """Every labelled clip scored once by an INT8 student (TFLite Micro) that never heard its source."""
+    from ..model.keras import float_scores
+    from ..model.tflm import MicroModel
+    from . import cv
+
+    folds = cv.group_folds(st.clips, k, cfg.seed)
+    int8_scores: dict[int, np.ndarray] = {}
+    float_scores_: dict[int, np.ndarray] = {}
+    per_fold = []
+    for f in range(k):
+        train_idx, test_idx = cv.fold_split(folds, f)
+        log(f"cross-validation fold {f + 1}/{k}: {len(test_idx)} test clips")
+        t0 = time.monotonic()
+        r = _fit(st, train_idx, test_idx, cfg)
+        micro = MicroModel(r["tflite"])
+        for i in test_idx:
+            int8_scores[i] = micro.run(st.mels[i])
+            float_scores_[i] = float_scores(r["float_model"], st.mels[i])
+        hits = [int(np.argmax(int8_scores[i].mean(0)[: len(st.names)])) == st.y[i] for i in test_idx]
+        per_fold.append({"fold": f, "clips": len(test_idx), "correct": int(sum(hits)),
+                         "accuracy": round(sum(hits) / len(test_idx), 4), "seconds": round(time.monotonic() - t0, 1),
+                         "test_groups": sorted({st.clips[i].group for i in test_idx})})
+        log(f"fold {f + 1}/{k}: {sum(hits)}/{len(test_idx)} INT8 ({per_fold[-1]['seconds']:.0f} s)")
+    order = sorted(int8_scores)
+    truth = [int(st.y[i]) for i in order]
+    pred = [int(np.argmax(int8_scores[i].mean(0)[: len(st.names)])) for i in order]
+    summary = cv.summarize(per_fold, truth, pred, [st.clips[i].group for i in order], st.names)
+    return summary | {"metric": "clip accuracy, INT8 in TFLite Micro, mean of patch scores",
+                      "int8_tflm": clip_report([int8_scores[i] for i in order], truth, st.names),
+                      "float": clip_report([float_scores_[i] for i in order], truth, st.names)}
+
+
+def distill(weights_path: str, data: str | None, csv_path: str | None, audio_dir: str | None,
+            where: dict[str, str], unlabelled: list[str], out_dir: str, test_fraction: float, test_fold: str | None,
+            cfg: DistillConfig, cv_folds: int | None = None) -> dict[str, Any]:
+    """Distill, add a head, quantize, measure; write model.tflite + model.json + training.json at the end only.
+
+    With ``cv_folds``, the accuracy is first measured by that many folds over source recordings, then the
+    written model is trained on every labelled clip (its report is the cross-validated one)."""
+    from ..convert.export import prepare, tool_versions
+    from ..model import fidelity
+    from ..model.keras import float_scores
+    from ..target.layout import choose as choose_layout
+    from ..target.layout import confirm as confirm_layout
+    from . import cv
+
+    t0 = time.monotonic()
+    if cv_folds is not None and cv_folds < 2:
+        raise UserError(f"--cv {cv_folds}: cross-validation needs at least 2 folds.")
+    st = _prepare(weights_path, data, csv_path, audio_dir, where, unlabelled, cfg, cv_folds)
+    clips, names = st.clips, st.names
+    cv_report = None
+    if cv_folds is not None:
+        cv_report = cross_validate(st, cv_folds, cfg)
+        log(cv.format_summary(cv_report, "student INT8"))
+        train_idx, test_idx = list(range(len(clips))), []
+    else:
+        train_idx, test_idx = split(clips, test_fraction, cfg.seed, test_fold)
+        if not test_idx or not train_idx:
+            raise UserError("cannot split the data into train and test; add more clips per class.")
+    r = _fit(st, train_idx, test_idx, cfg)
+    student, float_model, tflite = r["student"], r["float_model"], r["tflite"]
+    # The held-out clips check the INT8 model; a --cv run has none left, so its training clips do (labelled so).
+    eval_idx = test_idx or train_idx
+    eval_name = "test split" if test_idx else "labelled clips (trained on: --cv run)"
+    # The chip layout's bit-exact rewrites (target/layout.py), checked on real patches.
+    tflite, chip_layout = choose_layout(tflite, np.concatenate([st.mels[i] for i in eval_idx]), log)
     exp = prepare(tflite, names, data or csv_path, log)  # the TFLite Micro check, model.json's common fields
     check_ops(exp.report["op_counts"])
     micro = exp.micro
     so, zo = micro.output_quant
     if abs(so - 1 / 256) > 1e-9 or zo != -128:
         raise UserError(f"internal: sigmoid output quantized as scale {so}, zero point {zo}; expected 1/256, -128.")
-    int8_scores = [micro.run(mels[i]) for i in test_idx]
-    rep_int8 = clip_report(int8_scores, truth, names)
-    fid = fidelity.compare(np.concatenate([float_scores(float_model, mels[i]) for i in test_idx]),
-                           np.concatenate(int8_scores)) | {"eval": "test split"}
+    int8_scores = [micro.run(st.mels[i]) for i in eval_idx]
+    f_scores = [float_scores(float_model, st.mels[i]) for i in eval_idx]
+    fid = fidelity.compare(np.concatenate(f_scores), np.concatenate(int8_scores)) | {"eval": eval_name}
+    if cv_report is not None:
+        rep_float, rep_int8 = cv_report["float"], cv_report["int8_tflm"]
+        split_name = f"{cv_folds}-fold cross-validation by source"
+    else:
+        truth = [int(st.y[i]) for i in test_idx]
+        rep_float, rep_int8 = clip_report(f_scores, truth, names), clip_report(int8_scores, truth, names)
+        split_name = "fold" if (test_fold or len({c.fold for c in clips if c.fold}) >= 2) else "grouped by source"
     training = {
         "kind": "distilled student", "classes": names, "kept_audioset": [], "train_clips": len(train_idx),
-        "test_clips": len(test_idx),
-        "split": "fold" if (test_fold or len({c.fold for c in clips if c.fold}) >= 2) else "grouped by source",
+        "test_clips": len(test_idx) if cv_report is None else cv_report["clips"], "split": split_name,
         "student": {"widths": list(STUDENT_WIDTHS), "yamnet_layers": len(STUDENT_WIDTHS), "embedding": EMBEDDING,
                     "activation": "relu", "float_parameters": int(student.count_params())},
-        "distill": fit_info | {"unlabelled_files": len(files), "held_out_test_files": held, "views": cfg.views,
+        "distill": r["fit"] | {"unlabelled_files": r["unlabelled_files"], "held_out_test_files": r["held"],
+                               "views": cfg.views,
                                "targets": "YAMNet 1024-d embedding (via 256->1024 projection) + 521 scores"},
-        "config": asdict(cfg), "fit": head_fit,
+        "config": asdict(cfg), "fit": r["head_fit"],
         "float": rep_float, "int8_tflm": rep_int8,
     }
+    if cv_report is not None:
+        training["cv"] = {k_: v for k_, v in cv_report.items() if k_ not in ("float", "int8_tflm")}
     fields = {
-        "weights": {"format": "distilled student", "teacher": {k_: v for k_, v in weights.source.items()
+        "weights": {"format": "distilled student", "teacher": {k_: v for k_, v in st.weights.source.items()
                                                                 if k_ != "path"}, "activation": "relu"},
         "calibration": {"seed": cfg.seed, "synthetic": False, "dir": "unlabelled set (test clips held out)",
-                        "files": len(files), "patches": int(len(pool)), "eval_dir": "test split",
-                        "eval_files": len(test_idx), "eval_patches": int(sum(len(mels[i]) for i in test_idx)),
-                        "recipe": "ptq-minmax", "calibration_patches": int(len(pool))},
+                        "files": r["unlabelled_files"], "patches": int(len(r["pool"])), "eval_dir": eval_name,
+                        "eval_files": len(eval_idx), "eval_patches": int(sum(len(st.mels[i]) for i in eval_idx)),
+                        "recipe": "ptq-minmax", "calibration_patches": int(len(r["pool"]))},
         "fidelity": fid,
         "convert_seconds": round(time.monotonic() - t0, 1),
-        "quantize_seconds": round(t_q, 1),
+        "quantize_seconds": r["quantize_seconds"],
         "tool_versions": tool_versions(),
         "training": training,
     }

@@ -187,6 +187,7 @@ def train(weights_path: str, data: str | None, csv_path: str | None, audio_dir: 
           calib_count: int, audioset_labels: list[str] | None) -> dict[str, Any]:
     """`yamflash train`: a head for the clips' classes on YAMNet's embeddings (beside the AudioSet classes in
     ``keep``), exported INT8 through convert's write_model; model.json, training.json and confusion PNGs."""
+    from ..cachedir import cache_root
     from ..convert import yamnet as conv
     from ..dataset import PatchSet
     from ..model.keras import build, float_scores
@@ -208,7 +209,7 @@ def train(weights_path: str, data: str | None, csv_path: str | None, audio_dir: 
         raise UserError("cannot split the data into train and test; add more clips per class.")
     weights = load_weights(weights_path)
     y = np.array([names.index(c.label) for c in clips])
-    mels, embs = embed(clips, weights, Path("build") / "cache" / "embeddings")
+    mels, embs = embed(clips, weights, cache_root() / "embeddings")  # cached by content, shared with distill
     x_tr = np.concatenate([embs[i] for i in train_idx])
     y_tr = np.concatenate([[y[i]] * len(embs[i]) for i in train_idx])
     log(f"training a {len(names)}-class head on {len(x_tr)} patches from {len(train_idx)} clips")
