@@ -154,6 +154,8 @@ def test_detector_int8_scores_and_events(native):
 
 def test_source_change_rebuilds_library(native, tmp_path, monkeypatch):
     """The library's path depends on the sources' content, so an edited core is rebuilt, not reused."""
+    from yamflash.target.native import binding
+
     before = native.library_path()
-    monkeypatch.setattr(native, "CFLAGS", [*native.CFLAGS, "-DYF_TEST_FLAG=1"])
+    monkeypatch.setattr(binding, "CFLAGS", [*binding.CFLAGS, "-DYF_TEST_FLAG=1"])
     assert native.library_path() != before
