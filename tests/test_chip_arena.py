@@ -139,7 +139,8 @@ def test_old_model_json_falls_back_to_a_labelled_bound(tmp_path, converted):
     mj = _with_arena(mdir / "model.json", None, host=247_216)  # arena_bytes only, as before this change
     r = _gen(mj, tmp_path / "fw")
     need = r.plan.arena_need
-    assert need is not None and not need.measured and need.bytes == 247_216 + FULL_1X1_1024
+    largest = max(r_.bytes for r_ in espnn_scratch.model_requests((mdir / "model.tflite").read_bytes()))
+    assert need is not None and not need.measured and need.bytes == 247_216 + largest  # the model's own requests
     head = (tmp_path / "fw" / "main" / "generated" / "yf_model_params.h").read_text()
     assert "bound, not measured" in head and _define(tmp_path / "fw", "YF_ARENA_MEASURED_BYTES") == need.bytes
 
@@ -319,9 +320,11 @@ def test_chip_arena_of_the_full_model(chip):
 @pytest.mark.skipif(not _m32(), reason="no 32-bit target (gcc -m32 needs gcc-multilib): the 32-bit chip's figure "
                     "cannot be compared with the 64-bit host's here")
 def test_64bit_figure_is_a_close_upper_bound_of_the_32bit_one(chip):
-    m32 = chip_arena.measure_32bit(chip["headers"], chip["model"])
+    m32 = chip_build.measure_32bit(chip["headers"], chip["model"])
     assert m32["pointer"] == 4
-    assert 0 < chip["measured"]["chip_espnn"] - m32["used"] < chip["measured"]["chip_espnn"] // 100
+    # Pointers in TFLite Micro's per-tensor and per-op structs: ~1 % for the 31 ops as TensorFlow converts YAMNet,
+    # 8.5 % (318,112 vs 290,972 B) for the ~320 ops and ~900 tensors of convert's chip layout (issue 14).
+    assert 0 < chip["measured"]["chip_espnn"] - m32["used"] < chip["measured"]["chip_espnn"] // 10
 
 
 @needs_sdk
