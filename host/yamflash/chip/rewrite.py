@@ -187,13 +187,10 @@ class _Graph:
                 t.tensorIndex = new[int(t.tensorIndex)]
 
     def pack(self) -> bytes:
-        import flatbuffers
+        from ..model.tflite_fb import pack_modelt, schema  # constant buffers 16-byte aligned, as TF's converter
 
         self.compact()
-
-        builder = flatbuffers.Builder(1 << 20)
-        builder.Finish(self.m.Pack(builder), file_identifier=b"TFL3")
-        return bytes(builder.Output())
+        return pack_modelt(self.m, schema())
 
     def is_pointwise(self, op: Any) -> bool:
         if self.op_name(op) != "CONV_2D" or len(op.inputs) < 2:

@@ -158,3 +158,45 @@ class FlatModel:
         act = getattr(op.options, "fusedActivationFunction", 0)
         names = {v: k for k, v in vars(self.s.ActivationFunctionType).items() if not k.startswith("_")}
         return names.get(act, str(act))
+
+
+BUFFER_ALIGN = 16  # what TensorFlow's converter gives constant buffers; SIMD loads of filters rely on it
+
+
+class _AlignedBuffer:
+    """Packs one Buffer like the generated ``BufferT.Pack`` but with its data vector aligned to BUFFER_ALIGN.
+
+    The generated object API writes uint8 vectors with 1-byte alignment, so after a round trip filter data
+    landed wherever the 4-byte length prefix left it (offsets 12 mod 16 in model.tflite)."""
+
+    def __init__(self, buf: Any, schema: Any):
+        self.buf, self.s = buf, schema
+
+    def Pack(self, builder: Any) -> int:  # noqa: N802 - the generated API's method name
+        data = self.buf.data
+        if data is None or len(data) == 0:
+            return int(self.buf.Pack(builder))
+        payload = np.asarray(data, np.uint8).tobytes()
+        builder.StartVector(1, len(payload), BUFFER_ALIGN)
+        builder.head -= len(payload)
+        builder.Bytes[builder.head:builder.head + len(payload)] = payload
+        vec = builder.EndVector()
+        self.s.BufferStart(builder)
+        self.s.BufferAddData(builder, vec)
+        self.s.BufferAddOffset(builder, self.buf.offset)
+        self.s.BufferAddSize(builder, self.buf.size)
+        return int(self.s.BufferEnd(builder))
+
+
+def pack_modelt(model: Any, schema: Any) -> bytes:
+    """``pack_model`` for a bare object-API ``ModelT`` (graph rewrites hold one) and its schema module."""
+    import flatbuffers
+
+    saved = model.buffers
+    model.buffers = [_AlignedBuffer(b, schema) for b in saved]
+    try:
+        b = flatbuffers.Builder(sum(len(x.data) for x in saved if x.data is not None) + 65536)
+        b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    finally:
+        model.buffers = saved
+    return bytes(b.Output())
