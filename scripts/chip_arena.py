@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 from yamflash.errors import UserError
-from yamflash.target import arena, profiles
-from yamflash.target import chip_arena as chip_arena
+from yamflash.target import arena, chip_arena, chip_build, profiles
 
 
 def main() -> int:
@@ -40,7 +39,7 @@ def main() -> int:
     if a.m32:
         with tempfile.TemporaryDirectory() as td:
             plan = chip_arena.measuring_plan(m, model, Path(td))
-            m32 = chip_arena.measure_32bit(chip_arena.write_headers(plan, Path(td) / "g"), model)
+            m32 = chip_build.measure_32bit(chip_arena.write_headers(plan, Path(td) / "g"), model)
         more = chip["chip_espnn"] - m32["used"]
         print(f"chip (ESP-NN, 32-bit):    {m32['used']:>10,} B   (64-bit is {more:,} B more)")
     print(f"largest scratch request:  {chip['largest_scratch']:>10,} B   ({chip['scratch_requests']} requests)")

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_gen import make_model
+from yamflash import manifest
 from yamflash.board.sim import alloc
 from yamflash.chip import scratch as espnn_scratch
 from yamflash.errors import UserError
-from yamflash.target import arena, gen, profiles
-from yamflash.target import chip_arena as chip_arena
+from yamflash.target import arena, chip_arena, chip_build, gen, profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 SDK = chip_arena.sdk_dir()
@@ -187,7 +187,7 @@ def test_virtual_board_reports_the_chip_arena(tmp_path):
     sent, _ = _sim_boot(mj, tmp_path)
     hello = sent[-1]
     assert hello["t"] == "hello" and not [m for m in sent if m["t"] == "err"]
-    want = arena.size(arena.chip_need(json.loads(mj.read_text()), b""), None)
+    want = arena.size(arena.chip_need(manifest.ModelManifest.load(mj), b""), None)
     assert hello["arena"] == {"size": want, "used": 150_000, "where": "psram"}  # 150 kB + 64 KiB > 192 KiB
     assert hello["psram_free"] == profiles.get("sim").psram_bytes - want
 
@@ -214,14 +214,14 @@ def test_allocation_that_fails_twice_is_e_model():
 @needs_sdk
 def test_source_lists_follow_esp_tflite_micro_and_esp_nn():
     assert SDK is not None
-    srcs = chip_arena.tflm_sources(SDK)
-    kdir = SDK / chip_arena.TFLM / "tensorflow" / "lite" / "micro" / "kernels"
+    srcs = chip_build.tflm_sources(SDK)
+    kdir = SDK / chip_build.TFLM / "tensorflow" / "lite" / "micro" / "kernels"
     esp = sorted(p.name for p in srcs if p.parent == kdir / "esp_nn")
     assert esp == ["add.cc", "conv.cc", "depthwise_conv.cc", "fully_connected.cc", "mul.cc", "pooling.cc",
                    "softmax.cc"]
     assert not [p for p in srcs if p.parent == kdir and p.name in esp]  # the reference ones are replaced
-    assert (SDK / chip_arena.TFLM / "tensorflow" / "lite" / "micro" / "esp" / "micro_time.cc") in srcs
-    nn = chip_arena.espnn_sources(SDK)
+    assert (SDK / chip_build.TFLM / "tensorflow" / "lite" / "micro" / "esp" / "micro_time.cc") in srcs
+    nn = chip_build.espnn_sources(SDK)
     assert all(p.name.endswith(("_ansi.c", "_opt.c")) for p in nn[:-3]) and len(nn) == 18
 
 
@@ -229,14 +229,14 @@ def test_source_lists_follow_esp_tflite_micro_and_esp_nn():
 def test_shim_headers_match_esp_idf_and_esp_nn():
     assert SDK is not None
     real = (SDK / "esp-idf-v5.5" / "components" / "heap" / "include" / "esp_heap_caps.h").read_text()
-    ours = (chip_arena.HOST_DIR / "include" / "esp_heap_caps.h").read_text()
+    ours = (chip_build.HOST_DIR / "include" / "esp_heap_caps.h").read_text()
     caps = dict(re.findall(r"#define (MALLOC_CAP_\w+)\s+\(1\s*<<\s*(\d+)\)", ours))
     assert caps and caps == {k: v for k, v in re.findall(r"#define (MALLOC_CAP_\w+)\s+\(1<<(\d+)\)", real) if k in caps}
     for sig in ("void *heap_caps_aligned_alloc(size_t alignment, size_t size, uint32_t caps);",
                 "size_t heap_caps_get_largest_free_block( uint32_t caps );", "void heap_caps_free( void *ptr);"):
         assert sig in real and sig.replace("( ", "(").replace(" )", ")") in ours
     ansi = (SDK / chip_arena.ESPNN / "include" / "esp_nn_ansi_c.h").read_text()
-    shim = (chip_arena.HOST_DIR / "include" / "esp_nn.h").read_text()
+    shim = (chip_build.HOST_DIR / "include" / "esp_nn.h").read_text()
     mapped = set(re.findall(r"^#define (esp_nn_\w+)", ansi, re.M))
     assert mapped and mapped <= set(re.findall(r"^#undef (esp_nn_\w+)", shim, re.M))
 

@@ -174,7 +174,7 @@ def test_flash_monitor_runs_the_monitor_on_the_flashed_port(mock_bootloader, tmp
     from yamflash.board import monitor
 
     seen: list[dict[str, Any]] = []
-    monkeypatch.setattr(monitor, "main", lambda **kw: seen.append(kw))
+    monkeypatch.setattr(monitor, "monitor", lambda opts: seen.append(vars(opts)))
     mock = mock_bootloader()
     a = make_build(tmp_path / "a", console="uart")
     assert cli("flash", "-p", mock.pty, "--manifest", str(a.manifest), "--monitor") == 0, capsys.readouterr().err

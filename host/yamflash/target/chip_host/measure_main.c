@@ -1,4 +1,4 @@
-/* chip_arena.measure_32bit: yf_infer_init on a model file, as a program, so the build can be compiled for a
+/* chip_build.measure_32bit: yf_infer_init on a model file, as a program, so the build can be compiled for a
  * 32-bit target (-m32: the chip's pointer and size_t widths) that a 64-bit Python cannot load. Prints
  * rc=, used=, size= and the pointer width it was built for. */
 #include <stdio.h>
