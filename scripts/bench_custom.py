@@ -132,14 +132,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv", default=str(DATA / "audio" / "esc50-16k-dev" / "meta" / "esc50.csv"))
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--reuse", action="store_true", help="reuse build/esc10-distill-cv/model.json when present")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse build/esc10-distill-cv/model.json and custom-train.json beside --out when present")
+    ap.add_argument("--only-train", action="store_true", help="score train only, write custom-train.json, stop")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench" / "custom.json"))
     args = ap.parse_args(argv)
     out = Path(args.out)
 
-    t0 = time.monotonic()
-    full = train_cv(args.weights, args.csv, args.folds, args.seed)
-    full["seconds"] = round(time.monotonic() - t0, 1)
+    train_json = out.with_name("custom-train.json")
+    if args.reuse and train_json.is_file():
+        full = json.loads(train_json.read_text())
+    else:
+        t0 = time.monotonic()
+        full = train_cv(args.weights, args.csv, args.folds, args.seed)
+        full["seconds"] = round(time.monotonic() - t0, 1)
+        atomic_write(train_json, json.dumps(full, indent=2) + "\n")
+    if args.only_train:
+        print(format_summary(full, "train"))
+        return 0 if not verdict("train", full["accuracy"], FULL_MIN) else 1
     student_dir = ROOT / "build" / "esc10-distill-cv"
     seconds = None
     if not (args.reuse and (student_dir / "model.json").is_file()):
