@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT / "host"))
 
 from dataclasses import replace  # noqa: E402
 
-from yamflash.chip import estimate as E  # noqa: E402
+from yamflash.chip import cost as E  # noqa: E402
+from yamflash.chip import whatif  # noqa: E402
 from yamflash.chip.calibration import CHECKS, GENS, MODELS, TABLE_SOURCE  # noqa: E402
 
 LIMIT = 0.20
@@ -47,7 +48,7 @@ def main() -> int:
     fit = {g: E.fit_residuals(g) for g in GENS}
     checks = [E.check(c) for c in CHECKS]
     model = find_model(args.model)
-    layouts = E.rewrites(E.layers_from_model(model)) if model and model.is_file() else []
+    layouts = whatif.rewrites(E.layers_from_model(model)) if model and model.is_file() else []
     bad = [c for c in checks if abs(c["error"]) > LIMIT] + \
           [r for g in GENS for r in fit[g] if abs(r["error"]) > LIMIT]
     if args.json:

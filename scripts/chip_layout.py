@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host"))
 
-from yamflash.chip.estimate import PATCH_HOP_S, PUBLISHED_PORT  # noqa: E402
+from yamflash.chip.cost import PATCH_HOP_S, PUBLISHED_PORT  # noqa: E402
 from yamflash.target import layout  # noqa: E402
 
 GOAL_MS = 250.0

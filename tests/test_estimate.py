@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from simboard import cli, model_dir, tiny_model
 from yamflash.chip import calibration as C
+from yamflash.chip import cost as E
 from yamflash.chip import espnn
-from yamflash.chip import estimate as E
+from yamflash.chip import estimate as EST
 from yamflash.chip import memory as chip_memory
+from yamflash.chip import whatif as W
 from yamflash.chip.espnn import Layer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,17 +200,17 @@ def test_psram_arena_and_flash_model_cost_what_the_bus_says():
 
 
 def test_rewrites_keep_the_arithmetic_and_shrink_scratch():
-    split = E.split_pointwise(C.YAMNET, 32 * 1024)
+    split = W.split_pointwise(C.YAMNET, 32 * 1024)
     convs = [lay for lay in split if lay.op == "CONV_2D" and lay.kernel == (1, 1)]
     assert max(espnn.plan(lay).scratch for lay in convs) <= 32 * 1024
     assert sum(lay.weight_bytes for lay in convs) == sum(lay.weight_bytes for lay in C.YAMNET
                                                           if lay.op == "CONV_2D" and lay.kernel == (1, 1))
-    padded = E.pad_positions(C.YAMNET)
+    padded = W.pad_positions(C.YAMNET)
     assert all((lay.inp[0] * lay.inp[1]) % 8 == 0 for lay in padded if lay.op == "CONV_2D" and lay.kernel == (1, 1))
     assert [lay.op for lay in padded].count("STRIDED_SLICE") == 2  # the two 3x2 layers
-    stem = E.stem_as_depthwise(C.YAMNET)[1]
+    stem = W.stem_as_depthwise(C.YAMNET)[1]
     assert stem.op == "DEPTHWISE_CONV_2D" and stem.ch_mult == 32
-    rows = E.rewrites(C.YAMNET)
+    rows = W.rewrites(C.YAMNET)
     best = rows[0]
     assert best["fits"] and best["invoke_ms"] < min(r["invoke_ms"] for r in rows if r["rewrite"] == "as converted")
 
@@ -241,7 +243,7 @@ def test_estimate_of_a_tiny_model_scales_with_work(tmp_path):
     small, big = tmp_path / "s.tflite", tmp_path / "b.tflite"
     small.write_bytes(tiny_model(8))
     big.write_bytes(tiny_model(64))
-    es, eb = E.estimate(small, measure_arena=False), E.estimate(big, measure_arena=False)
+    es, eb = EST.estimate(small, measure_arena=False), EST.estimate(big, measure_arena=False)
     fc_s, fc_b = es["layers"][0], eb["layers"][0]
     assert fc_s["op"] == "FULLY_CONNECTED" and fc_s["macs"] == 8 * 6144 and fc_b["macs"] == 64 * 6144
     assert fc_s["kernel"] == "esp_nn_fully_connected_s8_esp32s3" and es["layers"][1]["kernel"].startswith("TFLite")
@@ -279,7 +281,7 @@ def test_the_converted_model_is_the_yamnet_of_the_checks(converted):
     layers = E.layers_from_model(converted / "model.tflite")
     weights = sum(lay_.weight_bytes for lay_ in layers if lay_.op in ("CONV_2D", "DEPTHWISE_CONV_2D"))
     assert weights == sum(lay_.weight_bytes for lay_ in C.YAMNET if lay_.op in ("CONV_2D", "DEPTHWISE_CONV_2D"))
-    e = E.estimate(converted / "model.tflite", measure_arena=False)
+    e = EST.estimate(converted / "model.tflite", measure_arena=False)
     assert 60e6 < e["macs"] < 80e6 and 150 < e["invoke_ms"] < lay["unrewritten"]["invoke_ms"]
     assert e["invoke_ms"] == pytest.approx(lay["chosen"]["esp32s3-n16r8"]["invoke_ms"], abs=0.1)
     assert e["chip_arena_estimate"]["largest_scratch"] < 40 * 1024  # 1,048,640 B before the split

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from yamflash.chip import estimate as est
+from yamflash.chip import cost as est
 from yamflash.chip import rewrite
 from yamflash.chip import scratch as espnn_scratch
 from yamflash.target import chip_arena, layout

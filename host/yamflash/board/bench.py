@@ -248,7 +248,7 @@ def render(report: dict[str, Any], comparison: list[dict[str, Any]] | None = Non
         out.append(f"static estimate for the chip: invoke ~{e['invoke_ms']:.0f} ms "
                    f"({e['invoke_ms_range'][0]:.0f}-{e['invoke_ms_range'][1]:.0f} ms)")
         if e.get("chip_layout"):
-            from ..chip.estimate import layout_lines
+            from ..chip.report import layout_lines
 
             out += [ln.strip() for ln in layout_lines(e["chip_layout"])]
     if comparison is not None:

@@ -250,13 +250,14 @@ def bench_cmd(port: str | None, baud: int | None, profile: str | None, n: int, w
     est = None
     if estimate:
         from ..chip import estimate as em
+        from ..chip import report
 
         model = Path(model_dir) / "model.tflite"
         if not model.is_file():
             raise UserError(f"{model} does not exist; run `yamflash convert --out {model_dir}` first.")
         est = em.estimate(model)
         if board_spec is None:
-            click.echo(json.dumps(est, indent=2) if as_json else em.render(est, per_layer=True))
+            click.echo(json.dumps(est, indent=2) if as_json else report.render(est, per_layer=True))
             if out_path:
                 b.write_report(out_path, {"kind": "yamflash-estimate", **est})
             return

@@ -82,9 +82,10 @@ def inspect_cmd(model: str, as_json: bool, no_arena: bool, estimate: bool) -> No
         raise UserError(f"{model} does not exist; pass a .tflite file.")
     if estimate:
         from ..chip import estimate as em
+        from ..chip import report
 
         e = em.estimate(model, measure_arena=not no_arena)
-        click.echo(json.dumps(e, indent=2) if as_json else em.render(e, per_layer=True))
+        click.echo(json.dumps(e, indent=2) if as_json else report.render(e, per_layer=True))
         return
     r = inspect(model, measure_arena=not no_arena)
     if as_json:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..chip import estimate as est
+from ..chip import cost as est
 from ..chip import rewrite
 from ..chip.memory import FIRMWARE, Layout
 from ..errors import UserError
