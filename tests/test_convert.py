@@ -33,7 +33,12 @@ def test_manifest_records_provenance_and_fidelity(converted):
     for key in ("top1_agreement", "top5_overlap", "cosine_mean", "mae", "max_abs_error"):
         assert 0.0 <= fid[key] <= 1.0
     assert fid["patches"] > 100  # every patch of the 30 % of clips held out
-    assert 0 < m["arena_bytes"] <= 256 * 1024
+    # The host's reference-kernel arena of the graph convert wrote: the chip layout's rewrites (1x1 convs split
+    # along output channels, joined by CONCATENATION) keep more tensors alive at once than the plain graph's
+    # 247,216 B (314,832 B measured), in exchange for ESP-NN scratch of <= 32 KB instead of 1 MiB.
+    assert 0 < m["arena_bytes"] <= 320 * 1024
+    chip = m["arena"].get("chip_espnn")
+    assert chip is None or m["arena_bytes"] <= chip <= 400 * 1024  # was 1,160,640 B before the rewrites
     assert 60e6 < m["macs_per_patch"] < 80e6 and 3.5e6 < m["parameters"] < 4e6
 
 
