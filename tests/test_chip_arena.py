@@ -390,11 +390,12 @@ def test_virtual_board_allocation_mirrors_yf_inference(chip):
 def test_distilled_student_arena_and_placement(tmp_path):
     from yamflash.chip.inspect import inspect
     from yamflash.learn import distill
+    from yamflash.learn import student as net
     from yamflash.model.tflm import MicroModel
 
     rng = np.random.default_rng(0)  # the arena depends on the shapes, not on trained weights
-    k, b = rng.normal(0, 0.05, (distill.EMBEDDING, 10)).astype(np.float32), np.zeros(10, np.float32)
-    tfl = distill.to_int8(distill.classifier(distill.build_student(), k, b, 1), rng.normal(-5, 3, (16, 96, 64))
+    k, b = rng.normal(0, 0.05, (net.EMBEDDING, 10)).astype(np.float32), np.zeros(10, np.float32)
+    tfl = distill.to_int8(net.classifier(net.build_student(), k, b, 1), rng.normal(-5, 3, (16, 96, 64))
                           .astype(np.float32))
     (tmp_path / "model.tflite").write_bytes(tfl)
     from yamflash.convert.yamnet import model_record

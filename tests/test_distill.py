@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from yamflash.errors import UserError
-from yamflash.learn import distill, train
+from yamflash.learn import distill, teacher, train
+from yamflash.learn import student as net
 
 
 def _wav(path: Path, seed: int = 0, seconds: float = 1.0) -> None:
@@ -25,13 +26,13 @@ def test_student_fits_the_budget_and_converts_to_esp_nn_ops():
     from yamflash.chip.inspect import inspect
     from yamflash.model.tflm import MicroModel
 
-    student = distill.build_student()
+    student = net.build_student()
     assert 100_000 <= student.count_params() <= 200_000
-    assert student.output_shape == (None, distill.EMBEDDING)
+    assert student.output_shape == (None, net.EMBEDDING)
     rng = np.random.default_rng(0)
-    k, b = rng.normal(0, 0.05, (distill.EMBEDDING, 3)).astype(np.float32), np.zeros(3, np.float32)
+    k, b = rng.normal(0, 0.05, (net.EMBEDDING, 3)).astype(np.float32), np.zeros(3, np.float32)
     calib = rng.normal(-5, 3, (16, 96, 64)).astype(np.float32)
-    tfl = distill.to_int8(distill.classifier(student, k, b, 1), calib)
+    tfl = distill.to_int8(net.classifier(student, k, b, 1), calib)
     path = Path(__file__).parent.parent / "build" / "test-distill-student.tflite"
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(tfl)
@@ -40,7 +41,7 @@ def test_student_fits_the_budget_and_converts_to_esp_nn_ops():
     finally:
         path.unlink()
     distill.check_ops(rep["op_counts"])
-    assert set(rep["op_counts"]) <= distill.ALLOWED_OPS and rep["compute_types"] == ["int8"]
+    assert set(rep["op_counts"]) <= net.ALLOWED_OPS and rep["compute_types"] == ["int8"]
     assert rep["inputs"][0]["shape"] == [1, 96, 64] and rep["inputs"][0]["dtype"] == "int8"
     assert MicroModel(tfl).output_quant == (1 / 256, -128)
     assert rep["arena_bytes"] <= 128 * 1024 and len(tfl) <= 256 * 1024
@@ -49,18 +50,18 @@ def test_student_fits_the_budget_and_converts_to_esp_nn_ops():
 def test_student_mirrors_yamnet_layers():
     from yamflash.model.weights import LAYER_DEFS
 
-    plan = distill.student_plan()
-    assert plan[0][1] == "conv" and [p[1] for p in plan[1:]] == ["dw", "pw"] * (len(distill.STUDENT_WIDTHS) - 1)
+    plan = net.student_plan()
+    assert plan[0][1] == "conv" and [p[1] for p in plan[1:]] == ["dw", "pw"] * (len(net.STUDENT_WIDTHS) - 1)
     strides = [p[2] for p in plan if p[1] in ("conv", "dw")]
-    assert strides == [d[1] for d in LAYER_DEFS[: len(distill.STUDENT_WIDTHS)]]
-    assert plan[-1][3] == distill.EMBEDDING == 256
+    assert strides == [d[1] for d in LAYER_DEFS[: len(net.STUDENT_WIDTHS)]]
+    assert plan[-1][3] == net.EMBEDDING == 256
 
 
 def test_greedy_span_skips_redundant_channels():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(500, 3))
     x = np.concatenate([base, base[:, :1] * 2.0, base[:, 1:2] + 1e-6 * rng.normal(size=(500, 1))], 1)
-    assert sorted(distill._greedy_span(x.T @ x, 3) % 3) == [0, 1, 2]  # one of each direction, never a copy
+    assert sorted(net._greedy_span(x.T @ x, 3) % 3) == [0, 1, 2]  # one of each direction, never a copy
 
 
 def test_check_ops_rejects_ops_outside_the_set():
@@ -75,7 +76,7 @@ def test_unlabelled_set_never_holds_a_test_clip(tmp_path):
     lab = tmp_path / "lab"
     test = [train.Clip(lab / "t1.wav", "a", "src1"), train.Clip(lab / "t2.wav", "b", "src2")]
     groups = {(lab / "same_src.wav").resolve(): "src2"}  # another take of a test source
-    files, held = distill.unlabelled_files([lab, lab], test, groups)  # a folder twice: no duplicates
+    files, held = teacher.unlabelled_files([lab, lab], test, groups)  # a folder twice: no duplicates
     assert [f.name for f in files] == ["u1.wav", "u2.wav"] and held == 4
 
 
@@ -84,11 +85,11 @@ def test_esc10_split_is_held_out_of_the_unlabelled_set(data_dir):
     clips, groups, dirs = distill._labelled(None, str(csv_path), None, {"esc10": "True"})
     _, test_idx = train.split(clips, 0.4, 0, None)  # what `train` and `distill` use by default
     test = [clips[i] for i in test_idx]
-    files, held = distill.unlabelled_files(dirs, test, groups)
+    files, held = teacher.unlabelled_files(dirs, test, groups)
     kept = {f.resolve() for f in files}
     assert held >= len(test) and not kept & {c.path.resolve() for c in test}
-    test_sha = {distill._sha(c.path) for c in test}
-    assert not any(distill._sha(f) in test_sha for f in files)
+    test_sha = {teacher._sha(c.path) for c in test}
+    assert not any(teacher._sha(f) in test_sha for f in files)
     assert not {groups.get(f.resolve()) for f in files} & {c.group for c in test}
 
 
@@ -137,7 +138,7 @@ def test_distill_end_to_end(tmp_path, drq_model, data_dir):
     assert m["schema"] == 1 and m["labels"] == ["dog", "rain", "rooster"] and m["output"]["shape"] == [1, 3]
     assert m["output"]["scale"] == 1 / 256 and m["output"]["zero_point"] == -128
     assert m["input"]["shape"] == [1, 96, 64] and m["input"]["dtype"] == "int8"
-    assert set(m["ops"]) <= distill.ALLOWED_OPS and m["arena_bytes"] <= 128 * 1024
+    assert set(m["ops"]) <= net.ALLOWED_OPS and m["arena_bytes"] <= 128 * 1024
     assert m["model"]["bytes"] == (out / "model.tflite").stat().st_size <= 256 * 1024
     assert 100_000 <= m["parameters"] <= 200_000 and m["macs_per_patch"] > 0
     assert t["distill"]["held_out_test_files"] == t["test_clips"] > 0
@@ -187,9 +188,9 @@ def test_cv_intervals():
 
 
 def test_held_out_views_drop_test_audio_even_when_mixed_in():
-    teacher = {"owner": np.array([0, 0, 1, 1, 2, 2]), "partner": np.array([-1, 1, -1, 2, -1, 0])}
+    targets = {"owner": np.array([0, 0, 1, 1, 2, 2]), "partner": np.array([-1, 1, -1, 2, -1, 0])}
     held = np.array([False, True, False])
-    assert distill.usable(teacher, held).tolist() == [True, False, False, False, True, True]
+    assert teacher.usable(targets, held).tolist() == [True, False, False, False, True, True]
 
 
 def test_composed_head_is_the_teacher_head_read_through_the_projection():
