@@ -26,7 +26,8 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def plain_model(weights: Path, calib_dir: Path) -> Path:
-    """The plain conversion, cached by what decides it (same key as tests/test_rewrite.py's fixture)."""
+    """The plain conversion, cached by what decides it (tests/test_rewrite.py uses it too). Keyed by what the
+    plain conversion runs, not by the whole quant/ folder, which other recipes change."""
     import hashlib
     import inspect
 

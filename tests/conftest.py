@@ -70,3 +70,15 @@ def converted(drq_model: Path, esc50_dir: Path, class_map: Path) -> Path:
                            capture_output=True, text=True, timeout=1800)
         assert p.returncode == 0, p.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def native():
+    """yf_core built for this host, through its ctypes binding (skips where no C compiler is found)."""
+    from yamflash.target import native as n
+
+    try:
+        n.lib()
+    except Exception as exc:  # no compiler: the C side cannot be checked here
+        pytest.skip(f"yf_core cannot be built for the host: {exc}")
+    return n

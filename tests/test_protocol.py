@@ -45,15 +45,6 @@ def expected_lines(v: dict[str, Any]) -> list[tuple[str, bytes]]:
     return [("log", base64.b64decode(t)) if k == "log_b64" else (k, t.encode()) for k, t in v["lines"]]
 
 
-@pytest.fixture(scope="module")
-def native():
-    from yamflash.target import native as n
-
-    try:
-        n.lib()
-    except Exception as exc:  # no compiler: the C side cannot be checked here
-        pytest.skip(f"yf_core cannot be built for the host: {exc}")
-    return n
 
 
 def _subset_equal(got: dict[str, Any], want: dict[str, Any]) -> None:

@@ -16,15 +16,6 @@ VECTORS = [json.loads(s) for s in (Path(__file__).parent / "vectors" / "protocol
 PATCH_B64 = "A" * 8192  # 6144 zero bytes
 
 
-@pytest.fixture(scope="module")
-def native():
-    from yamflash.target import native as n
-
-    try:
-        n.lib()
-    except Exception as exc:  # no compiler: the C side cannot be checked here
-        pytest.skip(f"yf_core cannot be built for the host: {exc}")
-    return n
 
 
 def make_app(native: Any, v: dict[str, Any]) -> Any:

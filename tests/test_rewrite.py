@@ -10,7 +10,6 @@ with esp-tflite-micro's ESP-NN kernels (esp-nn's C) built by chip_arena.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -37,33 +36,15 @@ def _patches(folder: Path, files: int, per: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def plain(drq_model: Path, esc50_dir: Path) -> bytes:
-    """YAMNet's real weights in TensorFlow's plain full-INT8 conversion, no rewrite: cached by its inputs."""
-    import inspect
+    """YAMNet's real weights in TensorFlow's plain full-INT8 conversion, no rewrite: the cached conversion of
+    scripts/validate_rewrites.py (one cache key for the script and this test)."""
+    import importlib.util
 
-    import tensorflow as tf
-    from yamflash.cachedir import cache_root
-    from yamflash.quant import recipes
-
-    # Keyed by what the plain conversion runs (not by the whole quant/ folder, which other recipes change).
-    h = hashlib.sha256(drq_model.read_bytes())
-    for p in (PKG / "model" / "keras.py", PKG / "model" / "weights.py"):
-        h.update(p.name.encode() + p.read_bytes())
-    for fn in (recipes.ptq_int8, recipes._converter_bytes, recipes._plain):
-        h.update(inspect.getsource(fn).encode())
-
-    h.update(tf.__version__.encode())
-    out = cache_root() / f"rewrite-plain-{h.hexdigest()[:16]}" / "model.tflite"
-    if not out.is_file():
-        from yamflash.model.weights import load_weights
-        from yamflash.quant.recipes import convert_int8
-
-        calib = _patches(esc50_dir, 8, 4)
-        tfl, _ = convert_int8(load_weights(drq_model), calib, log=lambda s: None, recipe="ptq-minmax")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_bytes(tfl)
-        tmp.replace(out)
-    return out.read_bytes()
+    spec = importlib.util.spec_from_file_location("validate_rewrites", ROOT / "scripts" / "validate_rewrites.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script.plain_model(drq_model, esc50_dir).read_bytes()
 
 
 @pytest.fixture(scope="module")

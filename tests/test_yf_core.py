@@ -12,17 +12,6 @@ from yamflash.audio import load_audio
 IN_SCALE, IN_ZP = 0.0465, 32
 
 
-@pytest.fixture(scope="module")
-def native():
-    from yamflash.target import native as n
-
-    try:
-        n.lib()
-    except Exception as exc:
-        pytest.skip(f"yf_core cannot be built for the host: {exc}")
-    return n
-
-
 def pcm16(path) -> tuple[np.ndarray, np.ndarray]:
     """16 kHz int16 samples (what the microphone gives the chip) and the very same signal as the float
     waveform the reference reads (x / 32768). Clips at other rates are resampled first."""
